@@ -1,0 +1,160 @@
+//! Function symbols of an ELF file and the file offset a uprobe needs for each.
+//!
+//! A uprobe is placed at a **file offset**, not a virtual address: the offset is
+//! `st_value - p_vaddr + p_offset` of the `PT_LOAD` segment that holds the symbol (see
+//! `Documentation/trace/uprobetracer.rst`). That is the same computation for PIE executables,
+//! non-PIE executables and shared libraries; only the numbers differ.
+//!
+//! Symbols come from `.symtab` when present and `.dynsym` always (a stripped binary keeps only
+//! `.dynsym`). `STT_FUNC` and `STT_GNU_IFUNC` count as functions (libc's `strlen` is an IFUNC:
+//! probing it probes the resolver, as perf does). Version suffixes such as `@@GLIBC_2.2.5` are
+//! not part of the names `object` returns, so `malloc` matches libc's versioned `malloc`.
+
+use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+
+/// Errors reading an ELF file's symbols.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    /// The bytes are not an ELF file `object` can read.
+    #[error("not a readable ELF file: {0}")]
+    Parse(String),
+}
+
+/// A function symbol with the file offset of its first byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuncSymbol {
+    /// Symbol name as stored (mangled for C++/Rust).
+    pub name: String,
+    /// Link-time virtual address (`st_value`).
+    pub addr: u64,
+    /// Size in bytes (`st_size`, 0 when unknown).
+    pub size: u64,
+    /// File offset of `addr`, when a `PT_LOAD` segment holds it.
+    pub file_offset: Option<u64>,
+    /// Found in `.dynsym` (exported) rather than only `.symtab`.
+    pub dynamic: bool,
+    /// Global or weak binding.
+    pub global: bool,
+}
+
+/// The function symbols of one file.
+#[derive(Debug, Clone, Default)]
+pub struct SymbolTable {
+    /// Functions sorted by address, then name; one entry per (name, address).
+    pub funcs: Vec<FuncSymbol>,
+    /// Whether the file has a `.symtab` (false for stripped binaries).
+    pub has_symtab: bool,
+    /// Whether the file is an executable without PIE (`ET_EXEC`).
+    pub is_exec: bool,
+    /// Build id from `.note.gnu.build-id`.
+    pub build_id: Option<Vec<u8>>,
+}
+
+impl SymbolTable {
+    /// Functions named exactly `name`.
+    pub fn find_by_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a FuncSymbol> + 'a {
+        self.funcs.iter().filter(move |f| f.name == name)
+    }
+
+    /// Unique function names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.funcs.iter().map(|f| f.name.as_str()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Read the function symbols of an ELF image.
+pub fn parse_functions(data: &[u8]) -> Result<SymbolTable, ElfError> {
+    let file = object::File::parse(data).map_err(|e| ElfError::Parse(e.to_string()))?;
+    let loads: Vec<(u64, u64, u64)> = file
+        .segments()
+        .filter_map(|s| {
+            let (off, filesz) = s.file_range();
+            Some((s.address(), off, filesz)).filter(|_| filesz > 0)
+        })
+        .collect();
+    let to_offset = |addr: u64| {
+        loads
+            .iter()
+            .find(|(va, _, sz)| addr >= *va && addr - *va < *sz)
+            .map(|(va, off, _)| addr - va + off)
+    };
+    let mut funcs: Vec<FuncSymbol> = Vec::new();
+    let mut has_symtab = false;
+    for (syms, dynamic) in [(file.symbols(), false), (file.dynamic_symbols(), true)] {
+        for s in syms {
+            if !dynamic {
+                has_symtab = true;
+            }
+            if s.kind() != SymbolKind::Text || !s.is_definition() || s.address() == 0 {
+                continue;
+            }
+            let Ok(name) = s.name() else { continue };
+            if name.is_empty() {
+                continue;
+            }
+            funcs.push(FuncSymbol {
+                name: name.to_string(),
+                addr: s.address(),
+                size: s.size(),
+                file_offset: to_offset(s.address()),
+                dynamic,
+                global: s.is_global() || s.is_weak(),
+            });
+        }
+    }
+    funcs.sort_by(|a, b| (a.addr, &a.name, !a.dynamic).cmp(&(b.addr, &b.name, !b.dynamic)));
+    // One entry per (name, address): keep the .dynsym one, merging the size.
+    let mut out: Vec<FuncSymbol> = Vec::with_capacity(funcs.len());
+    for f in funcs {
+        match out.last_mut() {
+            Some(last) if last.addr == f.addr && last.name == f.name => {
+                last.dynamic |= f.dynamic;
+                last.size = last.size.max(f.size);
+                last.global |= f.global;
+            }
+            _ => out.push(f),
+        }
+    }
+    let is_exec = matches!(file.kind(), object::ObjectKind::Executable);
+    let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+    Ok(SymbolTable { funcs: out, has_symtab, is_exec, build_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse_functions(b"").is_err());
+        assert!(parse_functions(b"\x7fELF\x02\x01\x01").is_err());
+        assert!(parse_functions(&[0u8; 64]).is_err());
+    }
+
+    #[test]
+    fn own_test_binary_has_functions_with_offsets() {
+        let exe = std::env::current_exe().unwrap();
+        let data = std::fs::read(exe).unwrap();
+        let t = parse_functions(&data).unwrap();
+        assert!(t.has_symtab);
+        let main = t.find_by_name("main").next().expect("main in the test binary");
+        let off = main.file_offset.expect("main is in a PT_LOAD");
+        // The bytes at that file offset are the function's code: the same bytes the
+        // loader maps at the address.
+        assert!(off > 0 && (off as usize) < data.len());
+        assert!(t.names().windows(2).all(|w| w[0] < w[1]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_mangled_elf(cut in 0usize..4096, flip in 0usize..4096, val: u8) {
+            let exe = std::fs::read("/bin/true").unwrap_or_default();
+            let mut data: Vec<u8> = exe.into_iter().take(4096 + cut).collect();
+            if let Some(b) = data.get_mut(flip) { *b = val; }
+            let _ = parse_functions(&data);
+        }
+    }
+}

@@ -1,0 +1,762 @@
+//! From a parsed spec to probe definitions: find the function, compute the place, type and
+//! name every argument, and pick event names as perf does.
+//!
+//! Pure: the caller hands in the symbol table of the binary (or the kernel's function list),
+//! the kernel's probe capabilities, and the names of events that exist already.
+//!
+//! Naming follows perf (`tools/perf/util/probe-event.c`):
+//! - group `probe` for the kernel, `probe_<exe>` for a user binary, where `<exe>` is the
+//!   file's base name cut at the first character that is not alphanumeric or `_`
+//!   (`libc.so.6` → `probe_libc`);
+//! - event: the function name cut at the first `.` or `@` (`foo.isra.0` → `foo`), plus
+//!   `__return` for return probes;
+//! - an event name that exists already is an error unless `force` is set; then, and for the
+//!   second and later points of one spec, `_1`, `_2`, … are appended;
+//! - an argument without `NAME=` is named after its last field (`file->f_path.dentry` →
+//!   `dentry`), or its text with the first `:` made `_` for a plain variable
+//!   (`filename:string` → `filename_string`); a raw fetch arg stays unnamed in perf and the
+//!   kernel calls it `argN` for the N-th argument, which is the name rprobe writes.
+//!
+//! Without debuginfo, `arg1`…`arg6` name the SysV x86_64 argument registers `%di %si %dx %cx
+//! %r8 %r9`, valid at function entry (and at an offset, where the register may have moved
+//! on). `argN:string` reads the string the argument points to (`+0(%di):string`), as perf
+//! does for a `char *` variable.
+
+use super::def::{DefArg, Place, ProbeDef, ProbeKind};
+use super::error::SpecError;
+use super::fetch::{FetchArg, FetchType};
+use super::regs::SYSV_ARGS;
+use super::spec::{ArgType, ArgValue, FuncAt, ProbeArg, ProbePoint, ProbeSpec};
+use crate::elf::kallsyms::KernelSymbol;
+use crate::elf::SymbolTable;
+use std::collections::BTreeSet;
+
+/// Most probe points one spec may expand to (perf's `--max-probes` default).
+pub const MAX_PROBES: usize = 128;
+
+/// Highest `_N` suffix tried for a free event name (perf's `MAX_EVENT_INDEX`).
+const MAX_EVENT_INDEX: u32 = 1024;
+
+/// What the kernel's probe events accept, from the tracefs README. `Default` is "everything",
+/// for `--dry-run` on a machine whose tracefs cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caps {
+    /// `ustring` type.
+    pub ustring: bool,
+    /// `+u` user-memory loads.
+    pub user_deref: bool,
+    /// `symstr` type.
+    pub symstr: bool,
+    /// `char` type.
+    pub char_type: bool,
+    /// `TYPE[N]` arrays.
+    pub arrays: bool,
+    /// `\IMM` and `\"STR"`.
+    pub immediates: bool,
+    /// `$argN` at kernel function entry.
+    pub arg_n: bool,
+    /// `$argN` in kernel return probes (6.9+).
+    pub ret_arg_n: bool,
+    /// `%pd`/`%pD`.
+    pub pd: bool,
+}
+
+impl Default for Caps {
+    fn default() -> Caps {
+        Caps {
+            ustring: true,
+            user_deref: true,
+            symstr: true,
+            char_type: true,
+            arrays: true,
+            immediates: true,
+            arg_n: true,
+            ret_arg_n: true,
+            pd: true,
+        }
+    }
+}
+
+/// The binary or kernel a spec is resolved against.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A user binary.
+    User {
+        /// Canonical absolute path (symlinks resolved), as written into the definition.
+        path: &'a str,
+        /// Its function symbols.
+        symbols: &'a SymbolTable,
+    },
+    /// The running kernel.
+    Kernel {
+        /// Text symbols from `/proc/kallsyms`, when readable.
+        kallsyms: Option<&'a [KernelSymbol]>,
+        /// `available_filter_functions`, when readable: the functions kprobes accept.
+        traceable: Option<&'a BTreeSet<String>>,
+    },
+}
+
+/// Options for [`resolve`].
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// `group:event` names that exist already.
+    pub existing: BTreeSet<String>,
+    /// Add `_N` suffixes instead of refusing a name that exists (`-f`).
+    pub force: bool,
+    /// Kernel capabilities.
+    pub caps: Caps,
+}
+
+/// Resolve one spec into one or more probe definitions (more than one for globs and
+/// functions defined several times). Names chosen are added to `opts.existing`, so several
+/// specs resolved in a row do not collide.
+pub fn resolve(
+    spec: &ProbeSpec,
+    target: Target<'_>,
+    opts: &mut ResolveOptions,
+) -> Result<Vec<ProbeDef>, SpecError> {
+    let (name, at) = match &spec.point {
+        ProbePoint::Function { name, src: None, at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return) } => {
+            (name, at)
+        }
+        ProbePoint::Function { src: Some(_), .. }
+        | ProbePoint::Function { at: FuncAt::Line(_) | FuncAt::Lazy(_), .. }
+        | ProbePoint::Source { .. } => {
+            return Err(SpecError::at(
+                0,
+                "source files and line numbers need DWARF debuginfo, which rprobe cannot read yet",
+                "probe FUNC, FUNC+OFFS or FUNC%return",
+            ))
+        }
+        ProbePoint::Address(_) => {
+            return Err(SpecError::at(
+                0,
+                "probing a raw address is not supported",
+                "probe a function name, FUNC+OFFS or FUNC%return",
+            ))
+        }
+        ProbePoint::Sdt { .. } => {
+            return Err(SpecError::at(
+                0,
+                "USDT probes are not supported yet",
+                "probe the function that holds the note, or its address as FUNC+OFFS",
+            ))
+        }
+    };
+    let retprobe = matches!(at, FuncAt::Return);
+    let offset = match at {
+        FuncAt::Offset(o) => *o,
+        _ => 0,
+    };
+    let kind = match target {
+        Target::User { .. } => ProbeKind::Uprobe,
+        Target::Kernel { .. } => ProbeKind::Kprobe,
+    };
+    let points = match target {
+        Target::User { path, symbols } => user_points(name, offset, path, symbols)?,
+        Target::Kernel { kallsyms, traceable } => kernel_points(name, offset, kallsyms, traceable)?,
+    };
+    let mut args = Vec::with_capacity(spec.args.len());
+    for (i, a) in spec.args.iter().enumerate() {
+        args.push(resolve_arg(a, i, kind, retprobe, offset, &opts.caps)?);
+    }
+    let group = match (&spec.group, target) {
+        (Some(g), _) => g.clone(),
+        (None, Target::Kernel { .. }) => "probe".to_string(),
+        (None, Target::User { path, .. }) => user_group(path),
+    };
+    let mut defs = Vec::with_capacity(points.len());
+    for (i, (realname, place)) in points.into_iter().enumerate() {
+        let base = match &spec.event {
+            Some(e) => e.clone(),
+            None => event_base(&realname),
+        };
+        let event = pick_event_name(&group, &base, retprobe, opts, i > 0 || opts.force)?;
+        opts.existing.insert(format!("{group}:{event}"));
+        let def = ProbeDef { kind, retprobe, group: group.clone(), event, place, args: args.clone() };
+        def.validate()?;
+        defs.push(def);
+    }
+    Ok(defs)
+}
+
+/// `probe_<exe>` for a binary path, as perf names it.
+pub fn user_group(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let cut: String = base.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    format!("probe_{cut}")
+}
+
+/// Event name from a function name: cut at the first `.` or `@`; C++/Rust names (anything
+/// else that is not a C identifier character) become `_`.
+fn event_base(func: &str) -> String {
+    let cut = match func.find(['.', '@']) {
+        Some(i) if i > 0 => func.get(..i).unwrap_or(func),
+        _ => func,
+    };
+    cut.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+fn pick_event_name(
+    group: &str,
+    base: &str,
+    retprobe: bool,
+    opts: &ResolveOptions,
+    allow_suffix: bool,
+) -> Result<String, SpecError> {
+    let suffix = if retprobe { "__return" } else { "" };
+    let first = format!("{base}{suffix}");
+    if !opts.existing.contains(&format!("{group}:{first}")) {
+        return Ok(first);
+    }
+    if !allow_suffix {
+        return Err(SpecError::whole(
+            format!("event {group}:{first} already exists"),
+            format!(
+                "remove it with 'rprobe del {group}:{first}', add -f to add another as \
+                 {first}_1, or name the new one with GROUP:EVENT=FUNC"
+            ),
+        ));
+    }
+    (1..MAX_EVENT_INDEX)
+        .map(|i| format!("{base}{suffix}_{i}"))
+        .find(|n| !opts.existing.contains(&format!("{group}:{n}")))
+        .ok_or_else(|| {
+            SpecError::whole(format!("too many events named {first}_N"), "delete some of them")
+        })
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Shell-style glob match (`*`, `?`, `[abc]`, `[!a-z]`) over bytes.
+pub fn glob_match(pat: &str, s: &str) -> bool {
+    fn class(p: &[u8], c: u8) -> Option<(bool, usize)> {
+        // p starts after '['; returns (matched, length of class incl. ']').
+        let mut i = 0;
+        let neg = matches!(p.first(), Some(b'!' | b'^'));
+        if neg {
+            i += 1;
+        }
+        let mut hit = false;
+        let mut first = true;
+        while let Some(&b) = p.get(i) {
+            if b == b']' && !first {
+                return Some((hit != neg, i + 1));
+            }
+            first = false;
+            if p.get(i + 1) == Some(&b'-') && p.get(i + 2).is_some_and(|e| *e != b']') {
+                let hi = p.get(i + 2).copied().unwrap_or(b);
+                hit |= (b..=hi).contains(&c);
+                i += 3;
+            } else {
+                hit |= b == c;
+                i += 1;
+            }
+        }
+        None
+    }
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some(b'*') => (0..=s.len()).any(|k| go(p.get(1..).unwrap_or_default(), s.get(k..).unwrap_or_default())),
+            Some(b'?') => !s.is_empty() && go(p.get(1..).unwrap_or_default(), s.get(1..).unwrap_or_default()),
+            Some(b'[') => match (s.first(), class(p.get(1..).unwrap_or_default(), s.first().copied().unwrap_or(0))) {
+                (Some(_), Some((true, n))) => go(p.get(1 + n..).unwrap_or_default(), s.get(1..).unwrap_or_default()),
+                (Some(c), None) => *c == b'[' && go(p.get(1..).unwrap_or_default(), s.get(1..).unwrap_or_default()),
+                _ => false,
+            },
+            Some(c) => s.first() == Some(c) && go(p.get(1..).unwrap_or_default(), s.get(1..).unwrap_or_default()),
+        }
+    }
+    go(pat.as_bytes(), s.as_bytes())
+}
+
+/// Up to three known names close to `name`, for "did you mean" hints.
+pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = candidates
+        .filter_map(|c| {
+            let d = edit_distance(name, c);
+            let close = d <= name.len().max(3) / 3 || (name.len() >= 4 && c.contains(name));
+            close.then_some((d, c))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
+            let ins = cur.get(j).copied().unwrap_or(0) + 1;
+            if let Some(c) = cur.get_mut(j + 1) {
+                *c = sub.min(del).min(ins);
+            }
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+fn did_you_mean(s: &[String]) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("did you mean {}? ", s.join(", "))
+    }
+}
+
+fn user_points(
+    name: &str,
+    offset: u64,
+    path: &str,
+    symbols: &SymbolTable,
+) -> Result<Vec<(String, Place)>, SpecError> {
+    let matches: Vec<_> = if is_glob(name) {
+        symbols.funcs.iter().filter(|f| glob_match(name, &f.name)).collect()
+    } else {
+        symbols.find_by_name(name).collect()
+    };
+    if matches.is_empty() {
+        let hint = did_you_mean(&suggest(name, symbols.names().into_iter()));
+        let stripped = if symbols.has_symtab {
+            ""
+        } else {
+            " (the binary is stripped: only exported .dynsym symbols are visible)"
+        };
+        return Err(SpecError::at(
+            0,
+            format!("no function '{name}' in {path}{stripped}"),
+            format!("{hint}list what can be probed with 'rprobe funcs -x {path}'"),
+        ));
+    }
+    if matches.len() > MAX_PROBES {
+        return Err(SpecError::at(
+            0,
+            format!("'{name}' matches {} functions", matches.len()),
+            format!("narrow the pattern: at most {MAX_PROBES} probes at once"),
+        ));
+    }
+    let mut out = Vec::with_capacity(matches.len());
+    for f in matches {
+        if f.size > 0 && offset >= f.size {
+            return Err(SpecError::at(
+                0,
+                format!("offset {offset} is beyond the end of {} ({} bytes)", f.name, f.size),
+                "give an offset inside the function",
+            ));
+        }
+        let Some(file_off) = f.file_offset else {
+            return Err(SpecError::at(
+                0,
+                format!("{} at 0x{:x} is not in a loaded segment of {path}", f.name, f.addr),
+                "probe a function in the program's code",
+            ));
+        };
+        out.push((
+            f.name.clone(),
+            Place::User { path: path.to_string(), offset: file_off + offset, ref_ctr: None },
+        ));
+    }
+    Ok(out)
+}
+
+fn kernel_points(
+    name: &str,
+    offset: u64,
+    kallsyms: Option<&[KernelSymbol]>,
+    traceable: Option<&BTreeSet<String>>,
+) -> Result<Vec<(String, Place)>, SpecError> {
+    let names: Vec<String> = if is_glob(name) {
+        let from: Box<dyn Iterator<Item = &str>> = match (traceable, kallsyms) {
+            (Some(t), _) => Box::new(t.iter().map(String::as_str)),
+            (None, Some(k)) => Box::new(k.iter().filter(|s| s.is_text()).map(|s| s.name.as_str())),
+            (None, None) => {
+                return Err(SpecError::at(
+                    0,
+                    format!("cannot expand '{name}': no kernel symbol list is readable"),
+                    "mount tracefs or run as root so /proc/kallsyms shows addresses",
+                ))
+            }
+        };
+        let set: BTreeSet<String> = from.filter(|n| glob_match(name, n)).map(str::to_string).collect();
+        if set.is_empty() {
+            return Err(SpecError::at(0, format!("no kernel function matches '{name}'"), "check the pattern with 'rprobe funcs'"));
+        }
+        if set.len() > MAX_PROBES {
+            return Err(SpecError::at(
+                0,
+                format!("'{name}' matches {} kernel functions", set.len()),
+                format!("narrow the pattern: at most {MAX_PROBES} probes at once"),
+            ));
+        }
+        set.into_iter().collect()
+    } else {
+        vec![name.to_string()]
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let syms: Vec<&KernelSymbol> = kallsyms
+            .map(|k| k.iter().filter(|s| s.is_text() && s.name == n).collect())
+            .unwrap_or_default();
+        if let Some(k) = kallsyms {
+            if syms.is_empty() {
+                let hint = did_you_mean(&suggest(
+                    &n,
+                    k.iter().filter(|s| s.is_text()).map(|s| s.name.as_str()),
+                ));
+                return Err(SpecError::at(
+                    0,
+                    format!("no kernel function '{n}' in /proc/kallsyms"),
+                    format!("{hint}list what can be probed with 'rprobe funcs'"),
+                ));
+            }
+        }
+        if let Some(t) = traceable {
+            if !t.contains(&n) {
+                return Err(SpecError::at(
+                    0,
+                    format!("kernel function '{n}' cannot be probed: it is not in available_filter_functions"),
+                    "kprobes refuse notrace and blacklisted functions; probe its caller or a \
+                     function it calls",
+                ));
+            }
+        }
+        let module = syms.first().and_then(|s| s.module.clone());
+        let symbol = match module {
+            Some(m) => format!("{m}:{n}"),
+            None => n.clone(),
+        };
+        out.push((n, Place::Kernel { symbol, offset }));
+    }
+    Ok(out)
+}
+
+fn resolve_arg(
+    a: &ProbeArg,
+    index: usize,
+    kind: ProbeKind,
+    retprobe: bool,
+    probe_offset: u64,
+    caps: &Caps,
+) -> Result<DefArg, SpecError> {
+    let err = |problem: String, fix: &str| SpecError::at(a.pos, problem, fix);
+    let ty = match &a.ty {
+        None => None,
+        Some(ArgType::Fetch(t)) => Some(t.clone()),
+        Some(ArgType::Cast(c)) => Some(match c {
+            'u' => FetchType::U(64),
+            's' => FetchType::S(64),
+            _ => FetchType::X(64),
+        }),
+    };
+    let (fetch, name, ty) = match &a.value {
+        ArgValue::Params | ArgValue::Vars => {
+            return Err(err(
+                format!("{} needs DWARF debuginfo, which rprobe cannot read yet", a.text),
+                "name the arguments: arg1..arg6 or raw fetch args such as %di",
+            ))
+        }
+        ArgValue::Var { name, fields } => {
+            let n = name.strip_prefix("arg").and_then(|d| d.parse::<usize>().ok());
+            let reg = n.and_then(|n| n.checked_sub(1)).and_then(|i| SYSV_ARGS.get(i));
+            match (reg, fields.is_empty()) {
+                (Some(reg), true) => {
+                    if retprobe {
+                        return Err(err(
+                            format!("{name} is an entry argument and a return probe cannot read it"),
+                            "use $retval, or probe the entry",
+                        ));
+                    }
+                    let reg = FetchArg::Reg(reg);
+                    let (fetch, ty) = match ty {
+                        // A string argument is a pointer to the string: read through it.
+                        Some(t) if t.is_string() => (reg.deref(0, false), Some(t)),
+                        t => (reg, t),
+                    };
+                    let default_name = match &a.ty {
+                        Some(t) => format!("{name}_{t}"),
+                        None => name.clone(),
+                    };
+                    (fetch, sanitize_name(&default_name), ty)
+                }
+                _ => {
+                    return Err(err(
+                        format!(
+                            "'{}' is a C variable: resolving variables and fields needs DWARF or \
+                             BTF, which rprobe cannot read yet",
+                            a.text
+                        ),
+                        "use arg1..arg6 for the first six arguments, or a raw fetch arg such as \
+                         +8(%di):u64",
+                    ))
+                }
+            }
+        }
+        ArgValue::Raw(f) => (f.clone(), format!("arg{}", index + 1), ty),
+    };
+    let _ = probe_offset;
+    check_fetch(&fetch, ty.as_ref(), kind, retprobe, caps).map_err(|(p, fix)| err(p, &fix))?;
+    let fetch = if a.user && kind == ProbeKind::Kprobe { mark_user(fetch) } else { fetch };
+    Ok(DefArg { name: a.name.clone().unwrap_or(name), fetch, ty })
+}
+
+/// `@user`: every load in the chain reads user memory.
+fn mark_user(f: FetchArg) -> FetchArg {
+    match f {
+        FetchArg::Deref { offset, inner, .. } => {
+            FetchArg::Deref { offset, user: true, inner: Box::new(mark_user(*inner)) }
+        }
+        other => other,
+    }
+}
+
+fn sanitize_name(s: &str) -> String {
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
+/// The rules the kernel applies to a fetch arg and its type, checked before writing so the
+/// error can name the argument.
+fn check_fetch(
+    f: &FetchArg,
+    ty: Option<&FetchType>,
+    kind: ProbeKind,
+    retprobe: bool,
+    caps: &Caps,
+) -> Result<(), (String, String)> {
+    let uprobe = kind == ProbeKind::Uprobe;
+    let e = |p: &str, fix: &str| Err((p.to_string(), fix.to_string()));
+    fn walk(f: &FetchArg, visit: &mut dyn FnMut(&FetchArg) -> Result<(), (String, String)>) -> Result<(), (String, String)> {
+        visit(f)?;
+        if let FetchArg::Deref { inner, .. } = f {
+            walk(inner, visit)?;
+        }
+        Ok(())
+    }
+    walk(f, &mut |node| match node {
+        FetchArg::Retval if !retprobe => e("$retval exists only in return probes", "add %return to the function: FUNC%return"),
+        FetchArg::Symbol { .. } if uprobe => e(
+            "@SYMBOL is not available with uprobes",
+            "use @+FILEOFFSET for a variable of the probed file",
+        ),
+        FetchArg::FileOffset(_) if !uprobe => e("@+FILEOFFSET is for uprobes only", "use @SYMBOL or @ADDR in kernel probes"),
+        FetchArg::Arg(_) if uprobe => e(
+            "$argN is not available with uprobes",
+            "use arg1..arg6 (the SysV argument registers) or %di, %si, …",
+        ),
+        FetchArg::Arg(_) if retprobe && !caps.ret_arg_n => e(
+            "this kernel cannot read $argN in a return probe (needs 6.9)",
+            "probe the entry for arguments",
+        ),
+        FetchArg::Arg(_) if !caps.arg_n => e("this kernel has no $argN", "use %di, %si, … instead"),
+        FetchArg::Deref { user: true, .. } if !uprobe && !caps.user_deref => e(
+            "this kernel has no +u user-memory loads (needs 5.3)",
+            "drop the u: plain loads read user memory only on uprobes",
+        ),
+        FetchArg::Imm(_) | FetchArg::ImmStr(_) if !caps.immediates => {
+            e("this kernel has no immediate values (needs 5.7)", "drop the \\ argument")
+        }
+        _ => Ok(()),
+    })?;
+    let memory = f.is_memory();
+    if let FetchArg::Comm { .. } = f {
+        if !matches!(ty, None | Some(FetchType::String)) {
+            return e("$comm is a string", "write $comm or $comm:string");
+        }
+    }
+    if let FetchArg::ImmStr(_) = f {
+        if !matches!(ty, None | Some(FetchType::String)) {
+            return e("an immediate string is a string", "write \\\"text\" or \\\"text\":string");
+        }
+    }
+    let Some(ty) = ty else { return Ok(()) };
+    let base = match ty {
+        FetchType::Array(t, _) => {
+            if !caps.arrays {
+                return e("this kernel has no array types", "fetch elements one by one");
+            }
+            if !memory {
+                return e("arrays need a memory fetch", "read through a load, for example +0(%di):x8[16]");
+            }
+            t.as_ref()
+        }
+        t => t,
+    };
+    match base {
+        FetchType::String | FetchType::Ustring if !memory => e(
+            "a string needs a memory fetch: the value is a pointer",
+            "read the string it points to with +0(...), for example +0(%di):string",
+        ),
+        FetchType::Ustring if !caps.ustring => e("this kernel has no ustring (needs 5.3)", "use string"),
+        FetchType::Symbol | FetchType::Symstr if uprobe => {
+            e("symbol and symstr types are for kernel probes", "use x64 for addresses in user programs")
+        }
+        FetchType::Symstr if !caps.symstr => e("this kernel has no symstr (needs 6.2)", "use symbol"),
+        FetchType::Char if !caps.char_type => e("this kernel has no char type (needs 6.4)", "use u8"),
+        FetchType::Dentry | FetchType::File if uprobe => e("%pd and %pD are for kernel probes", "read the name with a fetch chain"),
+        FetchType::Dentry | FetchType::File if !caps.pd => e("this kernel has no %pd/%pD (needs 6.11)", "read the name with a fetch chain"),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::FuncSymbol;
+    use crate::probes::spec::parse_spec;
+
+    fn table() -> SymbolTable {
+        let f = |name: &str, addr: u64, size: u64, off: u64| FuncSymbol {
+            name: name.into(),
+            addr,
+            size,
+            file_offset: Some(off),
+            dynamic: true,
+            global: true,
+        };
+        SymbolTable {
+            funcs: vec![
+                f("readline", 0xc6c20, 200, 0xc6c20),
+                f("work", 0x401136, 40, 0x1136),
+                f("helper.isra.0", 0x401200, 16, 0x1200),
+                f("dup", 0x401300, 16, 0x1300),
+                f("dup", 0x401400, 16, 0x1400),
+            ],
+            has_symtab: true,
+            is_exec: true,
+            build_id: None,
+        }
+    }
+
+    fn user(spec: &str, opts: &mut ResolveOptions) -> Result<Vec<String>, SpecError> {
+        let t = table();
+        let s = parse_spec(spec)?;
+        let defs = resolve(&s, Target::User { path: "/usr/bin/bash", symbols: &t }, opts)?;
+        Ok(defs.iter().map(ProbeDef::line).collect())
+    }
+
+    fn one(spec: &str) -> String {
+        let v = user(spec, &mut ResolveOptions::default()).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert_eq!(v.len(), 1);
+        v.into_iter().next().unwrap_or_default()
+    }
+
+    #[test]
+    fn perf_naming_and_places() {
+        assert_eq!(
+            one("readline%return +0($retval):string"),
+            "r:probe_bash/readline__return /usr/bin/bash:0x00000000000c6c20 arg1=+0($retval):string"
+        );
+        assert_eq!(one("readline"), "p:probe_bash/readline /usr/bin/bash:0x00000000000c6c20");
+        assert_eq!(one("readline+4 %di"), "p:probe_bash/readline /usr/bin/bash:0x00000000000c6c24 arg1=%di");
+        assert_eq!(
+            one("work size=%di:u64 %si"),
+            "p:probe_bash/work /usr/bin/bash:0x0000000000001136 size=%di:u64 arg2=%si"
+        );
+        assert_eq!(one("helper.isra.0"), "p:probe_bash/helper /usr/bin/bash:0x0000000000001200");
+        assert_eq!(one("g1:e1=work"), "p:g1/e1 /usr/bin/bash:0x0000000000001136");
+        assert_eq!(
+            one("work arg1 arg2:s32 arg3:string"),
+            "p:probe_bash/work /usr/bin/bash:0x0000000000001136 arg1=%di arg2_s32=%si:s32 \
+             arg3_string=+0(%dx):string"
+        );
+        assert_eq!(one("work id=arg1:u32"), "p:probe_bash/work /usr/bin/bash:0x0000000000001136 id=%di:u32");
+        assert_eq!(user_group("/usr/lib/x86_64-linux-gnu/libc.so.6"), "probe_libc");
+        assert_eq!(user_group("/usr/bin/python3.11"), "probe_python3");
+    }
+
+    #[test]
+    fn collisions_follow_perf() {
+        let mut opts = ResolveOptions::default();
+        user("readline", &mut opts).unwrap();
+        let e = user("readline", &mut opts).unwrap_err();
+        assert!(e.problem.contains("probe_bash:readline already exists"), "{e}");
+        opts.force = true;
+        assert_eq!(user("readline", &mut opts).unwrap(), vec!["p:probe_bash/readline_1 /usr/bin/bash:0x00000000000c6c20"]);
+        // Two functions of one name: the second point takes a suffix without -f.
+        let v = user("dup", &mut ResolveOptions::default()).unwrap();
+        assert_eq!(v, vec![
+            "p:probe_bash/dup /usr/bin/bash:0x0000000000001300",
+            "p:probe_bash/dup_1 /usr/bin/bash:0x0000000000001400",
+        ]);
+        let v = user("d*", &mut ResolveOptions::default()).unwrap();
+        assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn bad_input() {
+        let mut o = ResolveOptions::default();
+        let msg = |s: &str| user(s, &mut ResolveOptions::default()).unwrap_err().to_string();
+        assert!(msg("readlin").contains("did you mean readline"), "{}", msg("readlin"));
+        assert!(msg("readline+4000").contains("beyond the end"));
+        assert!(msg("readline $retval").contains("only in return probes"));
+        assert!(msg("readline @jiffies").contains("not available with uprobes"));
+        assert!(msg("readline $arg1").contains("$argN is not available with uprobes"));
+        assert!(msg("readline %di:string").contains("needs a memory fetch"));
+        assert!(msg("readline %di:x8[4]").contains("arrays need a memory fetch"));
+        assert!(msg("readline +0(%di):symbol").contains("kernel probes"));
+        assert!(msg("readline req->url").contains("C variable"));
+        assert!(msg("readline $params").contains("DWARF"));
+        assert!(msg("readline%return arg1").contains("return probe"));
+        assert!(msg("readline $comm:u32").contains("$comm is a string"));
+        assert!(msg("readline:3").contains("DWARF"));
+        assert!(msg("%sdt_x:y").contains("USDT"));
+        assert!(msg("readline a=%di a=%si").contains("two arguments"));
+        let e = user("readline a=%di b=+0(%rsi)", &mut o).unwrap_err();
+        assert_eq!(e.column, 21);
+        assert!(o.existing.is_empty(), "a failed spec reserves no names");
+    }
+
+    #[test]
+    fn kernel_probes() {
+        let ks = crate::elf::kallsyms::parse(
+            "ffffffff81000000 T _text\nffffffff81200c50 T vfs_read\nffffffff81200d50 t vfs_readv\n\
+             ffffffffc0001000 t xt_func\t[xt_mod]\nffffffff81300000 T kprobe_int3_handler\n",
+        );
+        let tr: BTreeSet<String> = ["vfs_read", "vfs_readv", "xt_func"].iter().map(|s| s.to_string()).collect();
+        let k = |s: &str| {
+            let spec = parse_spec(s).unwrap();
+            resolve(&spec, Target::Kernel { kallsyms: Some(&ks), traceable: Some(&tr) }, &mut ResolveOptions::default())
+                .map(|d| d.iter().map(ProbeDef::line).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            k("do=vfs_read dfd=%di:s32 filename=+0(%si):string").unwrap(),
+            vec!["p:probe/do vfs_read dfd=%di:s32 filename=+0(%si):string"]
+        );
+        assert_eq!(k("vfs_read%return ret=$retval:s64").unwrap(), vec!["r:probe/vfs_read__return vfs_read ret=$retval:s64"]);
+        assert_eq!(k("vfs_read+16 $arg1 @jiffies").unwrap(), vec!["p:probe/vfs_read vfs_read+16 arg1=$arg1 arg2=@jiffies"]);
+        assert_eq!(k("xt_func").unwrap(), vec!["p:probe/xt_func xt_mod:xt_func"]);
+        assert_eq!(k("vfs_read* x=+u0(%si):ustring").unwrap().len(), 2);
+        assert!(k("vfs_raed").unwrap_err().to_string().contains("did you mean vfs_read"));
+        assert!(k("kprobe_int3_handler").unwrap_err().to_string().contains("cannot be probed"));
+        assert!(k("vfs_read @+16").is_err());
+        // Without any symbol list (dry run on a locked-down box) the name is taken on trust.
+        let spec = parse_spec("vfs_read name=+0(+40(+24(%di))):string").unwrap();
+        let d = resolve(&spec, Target::Kernel { kallsyms: None, traceable: None }, &mut ResolveOptions::default()).unwrap();
+        assert_eq!(d[0].line(), "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("vfs_*", "vfs_read"));
+        assert!(glob_match("*read", "vfs_read"));
+        assert!(glob_match("vfs_rea?", "vfs_read"));
+        assert!(glob_match("[a-v]fs_read", "vfs_read"));
+        assert!(!glob_match("[!v]fs_read", "vfs_read"));
+        assert!(!glob_match("vfs_*", "ext4_read"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("[", "x"));
+    }
+}

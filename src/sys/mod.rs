@@ -1,0 +1,1 @@
+//! The only module with raw syscalls and `unsafe`: every call is wrapped so its error names the call.

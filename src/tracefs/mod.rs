@@ -1,0 +1,1 @@
+//! tracefs (placeholder until written)
