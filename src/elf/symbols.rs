@@ -88,7 +88,8 @@ pub fn parse_functions(data: &[u8]) -> Result<SymbolTable, ElfError> {
             if !dynamic {
                 has_symtab = true;
             }
-            if s.kind() != SymbolKind::Text || !s.is_definition() || s.address() == 0 {
+            // Not `is_definition()`: object leaves STT_GNU_IFUNC out of it.
+            if s.kind() != SymbolKind::Text || s.is_undefined() || s.address() == 0 {
                 continue;
             }
             let Ok(name) = s.name() else { continue };

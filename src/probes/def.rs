@@ -40,14 +40,7 @@ const RESERVED_ARG_NAMES: &[&str] = &[
     "__probe_func",
 ];
 
-/// Which events file a probe goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProbeKind {
-    /// `kprobe_events`.
-    Kprobe,
-    /// `uprobe_events`.
-    Uprobe,
-}
+pub use crate::tracefs::ProbeKind;
 
 /// Where the probe sits.
 #[derive(Debug, Clone, PartialEq, Eq)]

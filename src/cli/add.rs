@@ -1,0 +1,173 @@
+//! `rprobe add`: parse perf-probe specs, resolve them against a binary or the kernel, and
+//! write the events — all or none.
+
+use super::env;
+use crate::probes::{self, ProbeDef, ResolveOptions, Target};
+use crate::tracefs::{ProbeKind, TracefsError};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::io::Write;
+
+const EXAMPLES: &str = "\
+Examples:
+  rprobe add -x /bin/bash 'readline%return +0($retval):string'   # what commands are typed
+  rprobe add -x /lib/x86_64-linux-gnu/libc.so.6 'malloc size=arg1:u64'
+  rprobe add -x ./server 'handle+16 %di +8(%si):s32'             # offset and raw fetch args
+  rprobe add 'do_sys_openat2 dfd=%di:s32 filename=+0(%si):string'
+  rprobe add 'myprobes:opens=__x64_sys_openat name=+0(+104(%di)):ustring'
+  rprobe add -n 'vfs_read%return ret=$retval:s64'                  # print the line only
+
+Spec: [[GROUP:]EVENT=]FUNC[+OFFS|%return] [[NAME=]ARG[:TYPE]]...
+  ARG:  %REG  +OFFS(ARG)  -OFFS(ARG)  +uOFFS(ARG)  $retval  $stackN  $stack  $comm  $argN
+        @ADDR  @SYM[+OFFS]  @+FILEOFF  \\IMM  \\\"STR\"  arg1..arg6 (SysV argument registers)
+  TYPE: u8..u64 s8..s64 x8..x64 char string ustring symbol symstr b<W>@<O>/<C> TYPE[N]
+Words of one spec may be given as separate arguments (as with perf probe); use --add
+for more probes in one command.";
+
+/// Add probe events (kprobes, or uprobes with -x).
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct AddArgs {
+    /// Probe a user binary or shared library (path, or a name found in $PATH or the library
+    /// directories) instead of the kernel.
+    #[arg(short = 'x', long = "exec", value_name = "PATH")]
+    exec: Option<String>,
+    /// Print the definition lines that would be written, and write nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    dry_run: bool,
+    /// Add a second event with a _N suffix when the name is taken (perf's -f).
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Another probe spec (repeatable).
+    #[arg(short = 'a', long = "add", value_name = "SPEC")]
+    more: Vec<String>,
+    /// The probe spec; its words may be separate arguments.
+    #[arg(value_name = "SPEC")]
+    spec: Vec<String>,
+}
+
+pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
+    let mut specs: Vec<String> = Vec::new();
+    if !args.spec.is_empty() {
+        specs.push(args.spec.join(" "));
+    }
+    specs.extend(args.more.iter().cloned());
+    if specs.is_empty() {
+        bail!("no probe spec given; for example: rprobe add -x /bin/bash 'readline%return +0($retval):string'");
+    }
+    let parsed = specs
+        .iter()
+        .map(|s| probes::parse_spec(s).with_context(|| format!("bad probe spec '{s}'")))
+        .collect::<Result<Vec<_>>>()?;
+
+    // tracefs is optional for a dry run: the lines can be computed without it.
+    let tracefs = match env::open_tracefs() {
+        Ok(t) => Some(t),
+        Err(e) if args.dry_run => {
+            let _ = e;
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let features = tracefs.as_ref().and_then(|t| t.features().ok());
+    let mut opts = ResolveOptions {
+        existing: tracefs.as_ref().map(env::existing_probe_names).unwrap_or_default(),
+        force: args.force,
+        caps: features.as_ref().map(env::caps_from).unwrap_or_default(),
+    };
+    let kind = if args.exec.is_some() { ProbeKind::Uprobe } else { ProbeKind::Kprobe };
+    if let (Some(f), false) = (&features, args.dry_run) {
+        let present = match kind {
+            ProbeKind::Kprobe => f.kprobe_events,
+            ProbeKind::Uprobe => f.uprobe_events,
+        };
+        if !present {
+            bail!(
+                "this kernel has no {} (built without {}); see 'rprobe doctor'. \
+                 --dry-run still prints the definition",
+                kind.file_name(),
+                kind.config_option()
+            );
+        }
+    }
+
+    let mut defs: Vec<(usize, ProbeDef)> = Vec::new();
+    match &args.exec {
+        Some(exe) => {
+            let path = env::find_binary(exe)?;
+            let symbols = env::read_symbols(&path)?;
+            let path_str = path.to_string_lossy().into_owned();
+            for (i, spec) in parsed.iter().enumerate() {
+                let target = Target::User { path: &path_str, symbols: &symbols };
+                let d = probes::resolve(spec, target, &mut opts)
+                    .with_context(|| format!("bad probe spec '{}'", spec.text))?;
+                defs.extend(d.into_iter().map(|d| (i, d)));
+            }
+        }
+        None => {
+            let kallsyms = env::read_kallsyms();
+            let traceable = tracefs.as_ref().and_then(env::read_traceable);
+            for (i, spec) in parsed.iter().enumerate() {
+                let target = Target::Kernel {
+                    kallsyms: kallsyms.as_deref(),
+                    traceable: traceable.as_ref(),
+                };
+                let d = probes::resolve(spec, target, &mut opts)
+                    .with_context(|| format!("bad probe spec '{}'", spec.text))?;
+                defs.extend(d.into_iter().map(|d| (i, d)));
+            }
+        }
+    }
+
+    if args.dry_run {
+        for (_, d) in &defs {
+            writeln!(out, "{}", d.line())?;
+        }
+        return Ok(());
+    }
+    let Some(tracefs) = tracefs else { bail!("tracefs is not available") };
+    // All or none: on the first refusal, delete what this command added.
+    let mut added: Vec<&ProbeDef> = Vec::new();
+    for (_, d) in &defs {
+        if let Err(e) = tracefs.append_probe(d.kind, &d.line()) {
+            for a in added.iter().rev() {
+                let _ = tracefs.delete_probe(a.kind, &a.group, &a.event);
+            }
+            return Err(explain_rejection(e, d));
+        }
+        added.push(d);
+    }
+    let plural = if defs.len() > 1 { "s" } else { "" };
+    writeln!(out, "Added new event{plural}:")?;
+    for (i, d) in &defs {
+        let spec = &parsed[*i];
+        let mut line = format!("  {:<20} (on {}", d.name(), spec.point_text);
+        if let Some(exe) = &args.exec {
+            let _ = exe;
+            if let probes::Place::User { path, .. } = &d.place {
+                line.push_str(&format!(" in {path}"));
+            }
+        }
+        if !spec.args.is_empty() {
+            line.push_str(" with");
+            for a in &spec.args {
+                line.push(' ');
+                line.push_str(&a.text);
+            }
+        }
+        line.push(')');
+        writeln!(out, "{line}")?;
+    }
+    if let Some((_, last)) = defs.last() {
+        writeln!(out, "\nYou can now use it in all perf tools, such as:\n")?;
+        writeln!(out, "\tperf record -e {} -aR sleep 1\n", last.name())?;
+    }
+    Ok(())
+}
+
+/// Turn a kernel refusal into an error whose first line quotes the kernel's reason; when the
+/// kernel logged an `error_log` entry, two more lines show the definition with a caret under
+/// the part it refused.
+fn explain_rejection(e: TracefsError, d: &ProbeDef) -> anyhow::Error {
+    anyhow::anyhow!("cannot add {}: {}", d.name(), e.render_caret())
+}
