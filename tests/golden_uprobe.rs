@@ -374,6 +374,17 @@ fn o0_explicit_group_and_event() {
 }
 
 #[test]
+fn o0_explicit_names_return() {
+    // perf appends `__return` to a return probe's event name even when the name is given.
+    same(
+        "o0_explicit_names_return",
+        Bin::O0,
+        "{G}:myret=work%return $retval",
+        "{G}:myret__return",
+    );
+}
+
+#[test]
 fn o0_explicit_event() {
     same(
         "o0_explicit_event",

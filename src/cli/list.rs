@@ -98,7 +98,7 @@ fn symbolize(t: &SymbolTable, off: u64) -> Option<String> {
         .iter()
         .filter_map(|f| {
             let fo = f.file_offset?;
-            (off >= fo && (off - fo < f.size || off == fo)).then_some((off - fo, f))
+            (off >= fo && (off - fo < f.size || off == fo)).then(|| (off - fo, f))
         })
         .min_by_key(|(d, f)| (*d, !f.dynamic, f.name.starts_with('_'), f.name.len()))?;
     let name = crate::elf::demangle::demangle(&f.name);

@@ -420,6 +420,8 @@ pub fn instance_prefix() -> String {
 pub struct EventGuard {
     events: Vec<(String, String)>,
     preexisting: BTreeSet<(String, String)>,
+    /// Groups private to this test: every event in them is ours.
+    groups: Vec<String>,
     perf_home: Option<PathBuf>,
 }
 
@@ -450,13 +452,37 @@ impl EventGuard {
         self.events.push((group.into(), event.into()));
     }
 
-    /// Deletes every registered event that exists now and returns what it deleted. Deletion
-    /// errors panic unless we are already panicking.
+    /// Claims `group`, a name private to this test (see [`group`]): whatever appears in it is
+    /// removed too, also under names the test did not predict. It must be empty now.
+    pub fn own_group(&mut self, group: &str) {
+        let events = uprobe_events();
+        let existing: Vec<&str> = events
+            .lines()
+            .filter(|l| line_event(l).is_some_and(|(g, _)| g == group))
+            .collect();
+        assert!(
+            existing.is_empty(),
+            "group {group} is not empty before the test: {existing:?}"
+        );
+        self.groups.push(group.to_string());
+    }
+
+    /// Deletes every registered event that exists now, and everything in owned groups, and
+    /// returns what it deleted. Deletion errors panic unless we are already panicking.
     pub fn delete_all(&mut self) -> Vec<String> {
         let events = uprobe_events();
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
-        for (group, event) in std::mem::take(&mut self.events) {
+        let mut targets = std::mem::take(&mut self.events);
+        for line in events.lines() {
+            if let Some((g, e)) = line_event(line) {
+                let name = (g.to_string(), e.to_string());
+                if self.groups.iter().any(|own| own == g) && !targets.contains(&name) {
+                    targets.push(name);
+                }
+            }
+        }
+        for (group, event) in targets {
             if self.preexisting.contains(&(group.clone(), event.clone()))
                 || find_event_line(&events, &group, &event).is_none()
             {
