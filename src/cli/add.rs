@@ -71,11 +71,18 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
     };
     let features = tracefs.as_ref().and_then(|t| t.features().ok());
     let mut opts = ResolveOptions {
-        existing: tracefs.as_ref().map(env::existing_probe_names).unwrap_or_default(),
+        existing: tracefs
+            .as_ref()
+            .map(env::existing_probe_names)
+            .unwrap_or_default(),
         force: args.force,
         caps: features.as_ref().map(env::caps_from).unwrap_or_default(),
     };
-    let kind = if args.exec.is_some() { ProbeKind::Uprobe } else { ProbeKind::Kprobe };
+    let kind = if args.exec.is_some() {
+        ProbeKind::Uprobe
+    } else {
+        ProbeKind::Kprobe
+    };
     if let (Some(f), false) = (&features, args.dry_run) {
         let present = match kind {
             ProbeKind::Kprobe => f.kprobe_events,
@@ -98,7 +105,10 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
             let symbols = env::read_symbols(&path)?;
             let path_str = path.to_string_lossy().into_owned();
             for (i, spec) in parsed.iter().enumerate() {
-                let target = Target::User { path: &path_str, symbols: &symbols };
+                let target = Target::User {
+                    path: &path_str,
+                    symbols: &symbols,
+                };
                 let d = probes::resolve(spec, target, &mut opts)
                     .with_context(|| format!("bad probe spec '{}'", spec.text))?;
                 defs.extend(d.into_iter().map(|d| (i, d)));
@@ -125,7 +135,9 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
         }
         return Ok(());
     }
-    let Some(tracefs) = tracefs else { bail!("tracefs is not available") };
+    let Some(tracefs) = tracefs else {
+        bail!("tracefs is not available")
+    };
     // All or none: on the first refusal, delete what this command added.
     let mut added: Vec<&ProbeDef> = Vec::new();
     for (_, d) in &defs {

@@ -28,7 +28,9 @@ pub fn run(args: &DelArgs, out: &mut dyn Write) -> Result<()> {
     let mut matched: Vec<(ProbeKind, String, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for kind in [ProbeKind::Kprobe, ProbeKind::Uprobe] {
-        let Ok(lines) = tracefs.probe_events(kind) else { continue };
+        let Ok(lines) = tracefs.probe_events(kind) else {
+            continue;
+        };
         for l in lines {
             if args.patterns.iter().any(|p| matches(p, &l.group, &l.event))
                 && seen.insert((l.group.clone(), l.event.clone()))
@@ -40,12 +42,18 @@ pub fn run(args: &DelArgs, out: &mut dyn Write) -> Result<()> {
     if matched.is_empty() {
         bail!(
             "no probe event matches {}; see 'rprobe list'",
-            args.patterns.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ")
+            args.patterns
+                .iter()
+                .map(|p| format!("'{p}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     for (kind, group, event) in &matched {
         tracefs.delete_probe(*kind, group, event).with_context(|| {
-            format!("cannot delete {group}:{event} (a perf or rprobe session may still have it open)")
+            format!(
+                "cannot delete {group}:{event} (a perf or rprobe session may still have it open)"
+            )
         })?;
         writeln!(out, "Removed event: {group}:{event}")?;
     }

@@ -39,9 +39,20 @@ fn config(cfg: Option<&str>, opt: &str) -> Option<bool> {
 }
 
 fn missing(cfg: Option<&str>, opts: &[&str]) -> String {
-    let unset: Vec<&str> = opts.iter().copied().filter(|o| config(cfg, o) == Some(false)).collect();
-    let list = if unset.is_empty() { opts.to_vec() } else { unset };
-    format!("kernel built without {} (rebuild with it =y, or use another kernel)", list.join(", "))
+    let unset: Vec<&str> = opts
+        .iter()
+        .copied()
+        .filter(|o| config(cfg, o) == Some(false))
+        .collect();
+    let list = if unset.is_empty() {
+        opts.to_vec()
+    } else {
+        unset
+    };
+    format!(
+        "kernel built without {} (rebuild with it =y, or use another kernel)",
+        list.join(", ")
+    )
 }
 
 struct Report<'a> {
@@ -54,7 +65,11 @@ impl Report<'_> {
     }
 
     fn yes_no(&mut self, name: &str, ok: bool, yes: &str, no: &str) -> std::io::Result<()> {
-        self.line(name, if ok { "yes" } else { "no" }, if ok { yes } else { no })
+        self.line(
+            name,
+            if ok { "yes" } else { "no" },
+            if ok { yes } else { no },
+        )
     }
 }
 
@@ -69,32 +84,55 @@ pub fn run(_args: &DoctorArgs, out: &mut dyn Write) -> Result<()> {
     let features: Option<Features> = tracefs.as_ref().ok().and_then(|t| t.features().ok());
     match (&tracefs, &features) {
         (Ok(t), Some(_)) => {
-            let how = if was_mounted { "mounted" } else { "mounted it now" };
+            let how = if was_mounted {
+                "mounted"
+            } else {
+                "mounted it now"
+            };
             r.line("tracefs", "yes", &format!("{} ({how})", t.root().display()))?
         }
         (Ok(t), None) => r.line(
             "tracefs",
             "no",
-            &format!("{} is mounted but its README is unreadable: run as root", t.root().display()),
+            &format!(
+                "{} is mounted but its README is unreadable: run as root",
+                t.root().display()
+            ),
         )?,
         (Err(e), _) => r.line("tracefs", "no", &format!("{e:#}"))?,
     }
     let f = features.unwrap_or_default();
     let known = tracefs.is_ok();
     let unknown = "unknown: tracefs is not readable";
-    let say = |known: bool, ok: bool, no: String| if known { no } else if ok { String::new() } else { unknown.to_string() };
+    let say = |known: bool, ok: bool, no: String| {
+        if known {
+            no
+        } else if ok {
+            String::new()
+        } else {
+            unknown.to_string()
+        }
+    };
 
     r.yes_no(
         "kprobe_events",
         f.kprobe_events,
         "kernel function probes (kprobes, kretprobes)",
-        &say(known, false, missing(cfg, &["CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS"])),
+        &say(
+            known,
+            false,
+            missing(cfg, &["CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS"]),
+        ),
     )?;
     r.yes_no(
         "uprobe_events",
         f.uprobe_events,
         "user-space probes (uprobes, uretprobes)",
-        &say(known, false, missing(cfg, &["CONFIG_UPROBES", "CONFIG_UPROBE_EVENTS"])),
+        &say(
+            known,
+            false,
+            missing(cfg, &["CONFIG_UPROBES", "CONFIG_UPROBE_EVENTS"]),
+        ),
     )?;
     let eprobes = match config(cfg, "CONFIG_EPROBE_EVENTS") {
         Some(v) => v,
@@ -116,7 +154,11 @@ pub fn run(_args: &DoctorArgs, out: &mut dyn Write) -> Result<()> {
         "function_graph",
         f.has_tracer("function_graph"),
         "ftrace function_graph tracer (call graphs with durations)",
-        &say(known, false, missing(cfg, &["CONFIG_FUNCTION_GRAPH_TRACER"])),
+        &say(
+            known,
+            false,
+            missing(cfg, &["CONFIG_FUNCTION_GRAPH_TRACER"]),
+        ),
     )?;
     r.yes_no(
         "hist_triggers",
@@ -203,13 +245,18 @@ pub fn run(_args: &DoctorArgs, out: &mut dyn Write) -> Result<()> {
         }
         None => (
             "none".to_string(),
-            "/sys/kernel/security/lockdown is absent (no lockdown LSM, or securityfs not mounted)".to_string(),
+            "/sys/kernel/security/lockdown is absent (no lockdown LSM, or securityfs not mounted)"
+                .to_string(),
         ),
     };
     r.line("lockdown", &lockdown.0, &lockdown.1)?;
 
     match sys::try_bpf_prog_load() {
-        Ok(()) => r.line("bpf", "yes", "bpf(2) loads programs (optional: rprobe itself never needs it)")?,
+        Ok(()) => r.line(
+            "bpf",
+            "yes",
+            "bpf(2) loads programs (optional: rprobe itself never needs it)",
+        )?,
         Err(e) => {
             let why = match e.errno() {
                 Some(libc::EPERM) => "needs CAP_BPF or root; kernel.unprivileged_bpf_disabled is set, or lockdown/seccomp forbids it",

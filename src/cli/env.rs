@@ -1,12 +1,12 @@
 //! What the commands share: opening tracefs (mounting it when root), finding a binary the
 //! way perf does, reading its symbols, and the kernel's symbol lists.
 
-use anyhow::{bail, Context, Result};
 use crate::elf::kallsyms::{self, KernelSymbol};
 use crate::elf::{parse_functions, SymbolTable};
 use crate::probes::Caps;
 use crate::sys;
 use crate::tracefs::{Features, ProbeKind, Tracefs, TracefsError};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -75,9 +75,7 @@ pub fn find_binary(name: &str) -> Result<PathBuf> {
     if name.contains('/') {
         bail!("no such file: {name}; give the path of an executable or shared library to -x");
     }
-    bail!(
-        "cannot find '{name}' in $PATH or the library directories; give its full path to -x"
-    )
+    bail!("cannot find '{name}' in $PATH or the library directories; give its full path to -x")
 }
 
 /// Read the function symbols of a binary.
@@ -96,7 +94,10 @@ pub fn read_kallsyms() -> Option<Vec<KernelSymbol>> {
 
 /// `available_filter_functions`: the functions kprobes accept.
 pub fn read_traceable(tracefs: &Tracefs) -> Option<BTreeSet<String>> {
-    tracefs.available_filter_functions().ok().map(|v| v.into_iter().collect())
+    tracefs
+        .available_filter_functions()
+        .ok()
+        .map(|v| v.into_iter().collect())
 }
 
 /// `group:event` of every kprobe and uprobe event that exists.
@@ -104,7 +105,11 @@ pub fn existing_probe_names(tracefs: &Tracefs) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for kind in [ProbeKind::Kprobe, ProbeKind::Uprobe] {
         if let Ok(lines) = tracefs.probe_events(kind) {
-            names.extend(lines.into_iter().map(|l| format!("{}:{}", l.group, l.event)));
+            names.extend(
+                lines
+                    .into_iter()
+                    .map(|l| format!("{}:{}", l.group, l.event)),
+            );
         }
     }
     names

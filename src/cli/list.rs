@@ -37,7 +37,9 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
     let tracefs = env::open_tracefs()?;
     let mut symbols: BTreeMap<String, Option<SymbolTable>> = BTreeMap::new();
     for kind in [ProbeKind::Kprobe, ProbeKind::Uprobe] {
-        let Ok(lines) = tracefs.probe_events(kind) else { continue };
+        let Ok(lines) = tracefs.probe_events(kind) else {
+            continue;
+        };
         for l in lines {
             if let Some(p) = &args.pattern {
                 if !matches(p, &l.group, &l.event) {
@@ -102,7 +104,11 @@ fn symbolize(t: &SymbolTable, off: u64) -> Option<String> {
         })
         .min_by_key(|(d, f)| (*d, !f.dynamic, f.name.starts_with('_'), f.name.len()))?;
     let name = crate::elf::demangle::demangle(&f.name);
-    Some(if delta == 0 { name } else { format!("{name}+{delta}") })
+    Some(if delta == 0 {
+        name
+    } else {
+        format!("{name}+{delta}")
+    })
 }
 
 #[cfg(test)]
@@ -120,8 +126,14 @@ mod tests {
 
     #[test]
     fn places() {
-        assert_eq!(split_user_place("/usr/bin/bash:0x00000000000c6c20"), Some(("/usr/bin/bash", 0xc6c20)));
-        assert_eq!(split_user_place("/a:b/c:0x10(0x20)"), Some(("/a:b/c", 0x10)));
+        assert_eq!(
+            split_user_place("/usr/bin/bash:0x00000000000c6c20"),
+            Some(("/usr/bin/bash", 0xc6c20))
+        );
+        assert_eq!(
+            split_user_place("/a:b/c:0x10(0x20)"),
+            Some(("/a:b/c", 0x10))
+        );
         assert_eq!(split_user_place("vfs_read+0"), None);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ffffffff81200c50 T vfs_read
-//! ffffffffc0a01000 t nf_tables_init	[nf_tables]
+//! ffffffffc0a01000 t nf_tables_init    [nf_tables]
 //! ```
 //! Address (all zeros when `kptr_restrict` hides it), type letter (`t`/`T` text, `w`/`W`
 //! weak), name, and `[module]` for module symbols.
@@ -27,7 +27,7 @@ impl KernelSymbol {
     }
 }
 
-// ffffffffc0a01000 t nf_tables_init	[nf_tables]
+// ffffffffc0a01000 t nf_tables_init    [nf_tables]
 /// Parse one line; `None` for lines that are not symbols.
 pub fn parse_line(line: &str) -> Option<KernelSymbol> {
     let mut it = line.split_ascii_whitespace();
@@ -38,7 +38,12 @@ pub fn parse_line(line: &str) -> Option<KernelSymbol> {
         .next()
         .and_then(|m| m.strip_prefix('[')?.strip_suffix(']'))
         .map(str::to_string);
-    Some(KernelSymbol { addr, kind, name, module })
+    Some(KernelSymbol {
+        addr,
+        kind,
+        name,
+        module,
+    })
 }
 
 /// Parse the whole file, skipping lines that do not parse.
@@ -48,7 +53,9 @@ pub fn parse(text: &str) -> Vec<KernelSymbol> {
 
 /// Address of `_text`, the base perf uses for `_text+OFF` probe places.
 pub fn text_base(syms: &[KernelSymbol]) -> Option<u64> {
-    syms.iter().find(|s| s.name == "_text" && s.module.is_none()).map(|s| s.addr)
+    syms.iter()
+        .find(|s| s.name == "_text" && s.module.is_none())
+        .map(|s| s.addr)
 }
 
 #[cfg(test)]

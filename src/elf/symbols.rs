@@ -121,7 +121,12 @@ pub fn parse_functions(data: &[u8]) -> Result<SymbolTable, ElfError> {
     }
     let is_exec = matches!(file.kind(), object::ObjectKind::Executable);
     let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
-    Ok(SymbolTable { funcs: out, has_symtab, is_exec, build_id })
+    Ok(SymbolTable {
+        funcs: out,
+        has_symtab,
+        is_exec,
+        build_id,
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +146,10 @@ mod tests {
         let data = std::fs::read(exe).unwrap();
         let t = parse_functions(&data).unwrap();
         assert!(t.has_symtab);
-        let main = t.find_by_name("main").next().expect("main in the test binary");
+        let main = t
+            .find_by_name("main")
+            .next()
+            .expect("main in the test binary");
         let off = main.file_offset.expect("main is in a PT_LOAD");
         // The bytes at that file offset are the function's code: the same bytes the
         // loader maps at the address.

@@ -106,7 +106,11 @@ impl fmt::Display for Place {
         match self {
             Place::Kernel { symbol, offset: 0 } => f.write_str(symbol),
             Place::Kernel { symbol, offset } => write!(f, "{symbol}+{offset}"),
-            Place::User { path, offset, ref_ctr } => {
+            Place::User {
+                path,
+                offset,
+                ref_ctr,
+            } => {
                 write!(f, "{path}:0x{offset:016x}")?;
                 if let Some(r) = ref_ctr {
                     write!(f, "(0x{r:x})")?;
@@ -186,7 +190,11 @@ impl ProbeDef {
             let body = a.body();
             if body.len() > MAX_ARG_BODY {
                 return Err(SpecError::whole(
-                    format!("argument {} is {} characters long: {body}", a.name, body.len()),
+                    format!(
+                        "argument {} is {} characters long: {body}",
+                        a.name,
+                        body.len()
+                    ),
                     "the kernel accepts at most 63 (MAX_ARGSTR_LEN); split the chain or use \
                      shorter offsets",
                 ));
@@ -208,7 +216,11 @@ mod tests {
     use crate::probes::fetch::parse_fetch_arg;
 
     fn arg(name: &str, f: &str, ty: Option<FetchType>) -> DefArg {
-        DefArg { name: name.into(), fetch: parse_fetch_arg(f, 0).unwrap(), ty }
+        DefArg {
+            name: name.into(),
+            fetch: parse_fetch_arg(f, 0).unwrap(),
+            ty,
+        }
     }
 
     #[test]
@@ -218,7 +230,11 @@ mod tests {
             retprobe: true,
             group: "probe_bash".into(),
             event: "readline__return".into(),
-            place: Place::User { path: "/usr/bin/bash".into(), offset: 0xc6c20, ref_ctr: None },
+            place: Place::User {
+                path: "/usr/bin/bash".into(),
+                offset: 0xc6c20,
+                ref_ctr: None,
+            },
             args: vec![arg("arg1", "+0($retval)", Some(FetchType::String))],
         };
         assert_eq!(
@@ -231,12 +247,25 @@ mod tests {
 
     #[test]
     fn kprobe_and_semaphore_places() {
-        let k = Place::Kernel { symbol: "vfs_read".into(), offset: 0 };
+        let k = Place::Kernel {
+            symbol: "vfs_read".into(),
+            offset: 0,
+        };
         assert_eq!(k.to_string(), "vfs_read");
-        let k = Place::Kernel { symbol: "vfs_read".into(), offset: 16 };
+        let k = Place::Kernel {
+            symbol: "vfs_read".into(),
+            offset: 16,
+        };
         assert_eq!(k.to_string(), "vfs_read+16");
-        let u = Place::User { path: "/usr/bin/python3.11".into(), offset: 0x2873b, ref_ctr: Some(0x683270) };
-        assert_eq!(u.to_string(), "/usr/bin/python3.11:0x000000000002873b(0x683270)");
+        let u = Place::User {
+            path: "/usr/bin/python3.11".into(),
+            offset: 0x2873b,
+            ref_ctr: Some(0x683270),
+        };
+        assert_eq!(
+            u.to_string(),
+            "/usr/bin/python3.11:0x000000000002873b(0x683270)"
+        );
     }
 
     #[test]
@@ -246,7 +275,10 @@ mod tests {
             retprobe: false,
             group: "probe".into(),
             event: "vfs_read".into(),
-            place: Place::Kernel { symbol: "vfs_read".into(), offset: 0 },
+            place: Place::Kernel {
+                symbol: "vfs_read".into(),
+                offset: 0,
+            },
             args: vec![],
         };
         let long = "+0(".repeat(16) + "%di" + &")".repeat(16);
@@ -259,9 +291,13 @@ mod tests {
         assert!(d.validate().unwrap_err().problem.contains("reserved"));
         d.args = vec![arg(&"n".repeat(33), "%di", None)];
         assert!(d.validate().is_err());
-        d.args = (0..129).map(|i| arg(&format!("a{i}"), "%di", None)).collect();
+        d.args = (0..129)
+            .map(|i| arg(&format!("a{i}"), "%di", None))
+            .collect();
         assert!(d.validate().unwrap_err().problem.contains("129 arguments"));
-        d.args = (0..128).map(|i| arg(&format!("a{i}"), "%di", None)).collect();
+        d.args = (0..128)
+            .map(|i| arg(&format!("a{i}"), "%di", None))
+            .collect();
         d.validate().unwrap();
         d.event = "e".repeat(64);
         d.args.clear();

@@ -18,12 +18,20 @@ pub struct SpecError {
 impl SpecError {
     /// An error at byte offset `pos` (0-based) of the spec text.
     pub fn at(pos: usize, problem: impl Into<String>, fix: impl Into<String>) -> SpecError {
-        SpecError { column: pos + 1, problem: problem.into(), fix: fix.into() }
+        SpecError {
+            column: pos + 1,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     /// An error about the whole spec, with no position.
     pub fn whole(problem: impl Into<String>, fix: impl Into<String>) -> SpecError {
-        SpecError { column: 0, problem: problem.into(), fix: fix.into() }
+        SpecError {
+            column: 0,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     /// The same error moved right by `by` bytes (for a part parsed out of a longer text).

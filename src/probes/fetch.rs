@@ -129,7 +129,11 @@ impl FetchArg {
 
     /// Wrap in one more load: `+OFFS(self)`.
     pub fn deref(self, offset: i64, user: bool) -> FetchArg {
-        FetchArg::Deref { offset: Num::dec(offset), user, inner: Box::new(self) }
+        FetchArg::Deref {
+            offset: Num::dec(offset),
+            user,
+            inner: Box::new(self),
+        }
     }
 }
 
@@ -154,7 +158,11 @@ impl fmt::Display for FetchArg {
                 }
             }
             FetchArg::FileOffset(o) => write!(f, "@+{o}"),
-            FetchArg::Deref { offset, user, inner } => {
+            FetchArg::Deref {
+                offset,
+                user,
+                inner,
+            } => {
                 let sign = if offset.value < 0 { '-' } else { '+' };
                 let u = if *user { "u" } else { "" };
                 write!(f, "{sign}{u}{}({inner})", offset.magnitude())
@@ -234,7 +242,10 @@ impl FetchType {
                 ));
             }
             let elem = FetchType::parse(inner, pos)?;
-            if matches!(elem, FetchType::Array(..) | FetchType::Dentry | FetchType::File) {
+            if matches!(
+                elem,
+                FetchType::Array(..) | FetchType::Dentry | FetchType::File
+            ) {
                 return Err(SpecError::at(
                     pos,
                     format!("'{inner}' cannot be an array element"),
@@ -270,7 +281,11 @@ impl FetchType {
         if let Some(rest) = text.strip_prefix('b') {
             if let Some(b) = parse_bitfield(rest) {
                 return b.map_err(|(off, msg)| {
-                    SpecError::at(pos + 1 + off, msg, "write b<width>@<bit offset>/<container>")
+                    SpecError::at(
+                        pos + 1 + off,
+                        msg,
+                        "write b<width>@<bit offset>/<container>",
+                    )
                 });
             }
         }
@@ -310,7 +325,10 @@ fn parse_bitfield(rest: &str) -> Option<Result<FetchType, (usize, String)>> {
         return Some(Err((w.len() + 1, format!("bad bitfield offset '{o}'"))));
     };
     let Ok(container) = c.parse::<u8>() else {
-        return Some(Err((w.len() + o.len() + 2, format!("bad bitfield container '{c}'"))));
+        return Some(Err((
+            w.len() + o.len() + 2,
+            format!("bad bitfield container '{c}'"),
+        )));
     };
     if !matches!(container, 8 | 16 | 32 | 64) {
         return Some(Err((
@@ -319,9 +337,16 @@ fn parse_bitfield(rest: &str) -> Option<Result<FetchType, (usize, String)>> {
         )));
     }
     if width == 0 || u16::from(width) + u16::from(offset) > u16::from(container) {
-        return Some(Err((0, format!("bitfield b{rest} does not fit its container"))));
+        return Some(Err((
+            0,
+            format!("bitfield b{rest} does not fit its container"),
+        )));
     }
-    Some(Ok(FetchType::Bitfield { width, offset, container }))
+    Some(Ok(FetchType::Bitfield {
+        width,
+        offset,
+        container,
+    }))
 }
 
 impl fmt::Display for FetchType {
@@ -335,7 +360,11 @@ impl fmt::Display for FetchType {
             FetchType::Ustring => f.write_str("ustring"),
             FetchType::Symbol => f.write_str("symbol"),
             FetchType::Symstr => f.write_str("symstr"),
-            FetchType::Bitfield { width, offset, container } => {
+            FetchType::Bitfield {
+                width,
+                offset,
+                container,
+            } => {
                 write!(f, "b{width}@{offset}/{container}")
             }
             FetchType::Dentry => f.write_str("%pd"),
@@ -348,7 +377,11 @@ impl fmt::Display for FetchType {
 /// Parse one raw fetch argument such as `+0(+40(+24(%di)))`. `pos` is where `text` starts
 /// inside the spec, so errors point at the right column.
 pub fn parse_fetch_arg(text: &str, pos: usize) -> Result<FetchArg, SpecError> {
-    let mut p = Cursor { s: text, i: 0, base: pos };
+    let mut p = Cursor {
+        s: text,
+        i: 0,
+        base: pos,
+    };
     let arg = p.fetch_arg()?;
     if p.i < text.len() {
         return Err(p.err(format!("unexpected '{}' after the argument", p.rest()), ""));
@@ -383,7 +416,10 @@ impl<'a> Cursor<'a> {
     /// A run of identifier characters.
     fn word(&mut self) -> &'a str {
         let rest = self.rest();
-        let n = rest.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
+        let n = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
         self.i += n;
         rest.get(..n).unwrap_or_default()
     }
@@ -398,10 +434,20 @@ impl<'a> Cursor<'a> {
         };
         let n = digits
             .bytes()
-            .take_while(|b| if hex { b.is_ascii_hexdigit() } else { b.is_ascii_digit() })
+            .take_while(|b| {
+                if hex {
+                    b.is_ascii_hexdigit()
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
             .count();
         let d = digits.get(..n).unwrap_or_default();
-        let value = if hex { i64::from_str_radix(d, 16) } else { d.parse::<i64>() };
+        let value = if hex {
+            i64::from_str_radix(d, 16)
+        } else {
+            d.parse::<i64>()
+        };
         match value {
             Ok(v) if n > 0 => {
                 self.i += n + if hex { 2 } else { 0 };
@@ -423,7 +469,10 @@ impl<'a> Cursor<'a> {
             self.eat("+");
         }
         let n = self.number()?;
-        Ok(Num { value: if neg { -n.value } else { n.value }, hex: n.hex })
+        Ok(Num {
+            value: if neg { -n.value } else { n.value },
+            hex: n.hex,
+        })
     }
 
     fn fetch_arg(&mut self) -> Result<FetchArg, SpecError> {
@@ -438,7 +487,11 @@ impl<'a> Cursor<'a> {
         if self.eat("%") {
             let name = self.word();
             if regs::is_register(name) {
-                let canon = regs::REGISTERS.iter().copied().find(|r| *r == name).unwrap_or("di");
+                let canon = regs::REGISTERS
+                    .iter()
+                    .copied()
+                    .find(|r| *r == name)
+                    .unwrap_or("di");
                 return Ok(FetchArg::Reg(canon));
             }
             let name = name.to_string();
@@ -515,7 +568,10 @@ impl<'a> Cursor<'a> {
             self.i += 1;
             let user = self.eat("u");
             let n = self.number()?;
-            let offset = Num { value: if neg { -n.value } else { n.value }, hex: n.hex };
+            let offset = Num {
+                value: if neg { -n.value } else { n.value },
+                hex: n.hex,
+            };
             if !self.eat("(") {
                 return Err(self.err(
                     format!("expected '(' after the offset, found '{}'", self.rest()),
@@ -529,7 +585,11 @@ impl<'a> Cursor<'a> {
                     "every +OFFS( needs its closing parenthesis",
                 ));
             }
-            return Ok(FetchArg::Deref { offset, user, inner: Box::new(inner) });
+            return Ok(FetchArg::Deref {
+                offset,
+                user,
+                inner: Box::new(inner),
+            });
         }
         Err(self.err(
             format!("cannot read '{rest}' as a fetch argument"),
@@ -595,7 +655,10 @@ mod tests {
         assert_eq!(a.base(), &FetchArg::Reg("di"));
         assert!(a.is_memory());
         assert!(!FetchArg::Reg("di").is_memory());
-        let built = FetchArg::Reg("di").deref(24, false).deref(40, false).deref(0, false);
+        let built = FetchArg::Reg("di")
+            .deref(24, false)
+            .deref(40, false)
+            .deref(0, false);
         assert_eq!(built, a);
     }
 
@@ -610,7 +673,10 @@ mod tests {
         assert_eq!(e.column, 7);
         assert!(parse_fetch_arg("+x(%di)", 0).is_err());
         assert!(parse_fetch_arg("8(%di)", 0).is_err());
-        assert!(parse_fetch_arg("$foo", 0).unwrap_err().problem.contains("$foo"));
+        assert!(parse_fetch_arg("$foo", 0)
+            .unwrap_err()
+            .problem
+            .contains("$foo"));
         assert!(parse_fetch_arg("$arg0", 0).is_err());
         assert!(parse_fetch_arg("%di)", 0).is_err());
         assert!(parse_fetch_arg("", 0).is_err());
@@ -622,8 +688,26 @@ mod tests {
     #[test]
     fn types() {
         for s in [
-            "u8", "u16", "u32", "u64", "s8", "s64", "x8", "x64", "char", "string", "ustring",
-            "symbol", "symstr", "b3@2/32", "b1@7/8", "%pd", "%pD", "x8[16]", "string[2]", "u32[64]",
+            "u8",
+            "u16",
+            "u32",
+            "u64",
+            "s8",
+            "s64",
+            "x8",
+            "x64",
+            "char",
+            "string",
+            "ustring",
+            "symbol",
+            "symstr",
+            "b3@2/32",
+            "b1@7/8",
+            "%pd",
+            "%pD",
+            "x8[16]",
+            "string[2]",
+            "u32[64]",
         ] {
             assert_eq!(FetchType::parse(s, 0).unwrap().to_string(), s);
         }

@@ -7,8 +7,8 @@
 
 /// Register names tracefs accepts on x86_64, in `pt_regs` order.
 pub const REGISTERS: &[&str] = &[
-    "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si",
-    "di", "orig_ax", "ip", "cs", "flags", "sp", "ss",
+    "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di",
+    "orig_ax", "ip", "cs", "flags", "sp", "ss",
 ];
 
 /// Integer/pointer argument registers of the SysV x86_64 ABI, in order (`arg1` = `di`).
@@ -17,7 +17,10 @@ pub const SYSV_ARGS: [&str; 6] = ["di", "si", "dx", "cx", "r8", "r9"];
 /// Byte offset of each register inside `struct pt_regs`, as a syscall wrapper
 /// (`__x64_sys_*(const struct pt_regs *regs)`) sees it.
 pub fn pt_regs_offset(name: &str) -> Option<u32> {
-    REGISTERS.iter().position(|r| *r == name).map(|i| i as u32 * 8)
+    REGISTERS
+        .iter()
+        .position(|r| *r == name)
+        .map(|i| i as u32 * 8)
 }
 
 /// Whether tracefs knows this register name (without the `%`).

@@ -115,34 +115,38 @@ pub fn resolve(
     target: Target<'_>,
     opts: &mut ResolveOptions,
 ) -> Result<Vec<ProbeDef>, SpecError> {
-    let (name, at) = match &spec.point {
-        ProbePoint::Function { name, src: None, at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return) } => {
-            (name, at)
-        }
-        ProbePoint::Function { src: Some(_), .. }
-        | ProbePoint::Function { at: FuncAt::Line(_) | FuncAt::Lazy(_), .. }
-        | ProbePoint::Source { .. } => {
-            return Err(SpecError::at(
+    let (name, at) =
+        match &spec.point {
+            ProbePoint::Function {
+                name,
+                src: None,
+                at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
+            } => (name, at),
+            ProbePoint::Function { src: Some(_), .. }
+            | ProbePoint::Function {
+                at: FuncAt::Line(_) | FuncAt::Lazy(_),
+                ..
+            }
+            | ProbePoint::Source { .. } => return Err(SpecError::at(
                 0,
                 "source files and line numbers need DWARF debuginfo, which rprobe cannot read yet",
                 "probe FUNC, FUNC+OFFS or FUNC%return",
-            ))
-        }
-        ProbePoint::Address(_) => {
-            return Err(SpecError::at(
-                0,
-                "probing a raw address is not supported",
-                "probe a function name, FUNC+OFFS or FUNC%return",
-            ))
-        }
-        ProbePoint::Sdt { .. } => {
-            return Err(SpecError::at(
-                0,
-                "USDT probes are not supported yet",
-                "probe the function that holds the note, or its address as FUNC+OFFS",
-            ))
-        }
-    };
+            )),
+            ProbePoint::Address(_) => {
+                return Err(SpecError::at(
+                    0,
+                    "probing a raw address is not supported",
+                    "probe a function name, FUNC+OFFS or FUNC%return",
+                ))
+            }
+            ProbePoint::Sdt { .. } => {
+                return Err(SpecError::at(
+                    0,
+                    "USDT probes are not supported yet",
+                    "probe the function that holds the note, or its address as FUNC+OFFS",
+                ))
+            }
+        };
     let retprobe = matches!(at, FuncAt::Return);
     let offset = match at {
         FuncAt::Offset(o) => *o,
@@ -154,7 +158,10 @@ pub fn resolve(
     };
     let points = match target {
         Target::User { path, symbols } => user_points(name, offset, path, symbols)?,
-        Target::Kernel { kallsyms, traceable } => kernel_points(name, offset, kallsyms, traceable)?,
+        Target::Kernel {
+            kallsyms,
+            traceable,
+        } => kernel_points(name, offset, kallsyms, traceable)?,
     };
     let mut args = Vec::with_capacity(spec.args.len());
     for (i, a) in spec.args.iter().enumerate() {
@@ -173,7 +180,14 @@ pub fn resolve(
         };
         let event = pick_event_name(&group, &base, retprobe, opts, i > 0 || opts.force)?;
         opts.existing.insert(format!("{group}:{event}"));
-        let def = ProbeDef { kind, retprobe, group: group.clone(), event, place, args: args.clone() };
+        let def = ProbeDef {
+            kind,
+            retprobe,
+            group: group.clone(),
+            event,
+            place,
+            args: args.clone(),
+        };
         def.validate()?;
         defs.push(def);
     }
@@ -183,7 +197,10 @@ pub fn resolve(
 /// `probe_<exe>` for a binary path, as perf names it.
 pub fn user_group(path: &str) -> String {
     let base = path.rsplit('/').next().unwrap_or(path);
-    let cut: String = base.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let cut: String = base
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     format!("probe_{cut}")
 }
 
@@ -194,7 +211,15 @@ fn event_base(func: &str) -> String {
         Some(i) if i > 0 => func.get(..i).unwrap_or(func),
         _ => func,
     };
-    cut.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+    cut.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn pick_event_name(
@@ -222,7 +247,10 @@ fn pick_event_name(
         .map(|i| format!("{base}{suffix}_{i}"))
         .find(|n| !opts.existing.contains(&format!("{group}:{n}")))
         .ok_or_else(|| {
-            SpecError::whole(format!("too many events named {first}_N"), "delete some of them")
+            SpecError::whole(
+                format!("too many events named {first}_N"),
+                "delete some of them",
+            )
         })
 }
 
@@ -260,14 +288,46 @@ pub fn glob_match(pat: &str, s: &str) -> bool {
     fn go(p: &[u8], s: &[u8]) -> bool {
         match p.first() {
             None => s.is_empty(),
-            Some(b'*') => (0..=s.len()).any(|k| go(p.get(1..).unwrap_or_default(), s.get(k..).unwrap_or_default())),
-            Some(b'?') => !s.is_empty() && go(p.get(1..).unwrap_or_default(), s.get(1..).unwrap_or_default()),
-            Some(b'[') => match (s.first(), class(p.get(1..).unwrap_or_default(), s.first().copied().unwrap_or(0))) {
-                (Some(_), Some((true, n))) => go(p.get(1 + n..).unwrap_or_default(), s.get(1..).unwrap_or_default()),
-                (Some(c), None) => *c == b'[' && go(p.get(1..).unwrap_or_default(), s.get(1..).unwrap_or_default()),
+            Some(b'*') => (0..=s.len()).any(|k| {
+                go(
+                    p.get(1..).unwrap_or_default(),
+                    s.get(k..).unwrap_or_default(),
+                )
+            }),
+            Some(b'?') => {
+                !s.is_empty()
+                    && go(
+                        p.get(1..).unwrap_or_default(),
+                        s.get(1..).unwrap_or_default(),
+                    )
+            }
+            Some(b'[') => match (
+                s.first(),
+                class(
+                    p.get(1..).unwrap_or_default(),
+                    s.first().copied().unwrap_or(0),
+                ),
+            ) {
+                (Some(_), Some((true, n))) => go(
+                    p.get(1 + n..).unwrap_or_default(),
+                    s.get(1..).unwrap_or_default(),
+                ),
+                (Some(c), None) => {
+                    *c == b'['
+                        && go(
+                            p.get(1..).unwrap_or_default(),
+                            s.get(1..).unwrap_or_default(),
+                        )
+                }
                 _ => false,
             },
-            Some(c) => s.first() == Some(c) && go(p.get(1..).unwrap_or_default(), s.get(1..).unwrap_or_default()),
+            Some(c) => {
+                s.first() == Some(c)
+                    && go(
+                        p.get(1..).unwrap_or_default(),
+                        s.get(1..).unwrap_or_default(),
+                    )
+            }
         }
     }
     go(pat.as_bytes(), s.as_bytes())
@@ -284,7 +344,11 @@ pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Vec
         .collect();
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -320,7 +384,11 @@ fn user_points(
     symbols: &SymbolTable,
 ) -> Result<Vec<(String, Place)>, SpecError> {
     let matches: Vec<_> = if is_glob(name) {
-        symbols.funcs.iter().filter(|f| glob_match(name, &f.name)).collect()
+        symbols
+            .funcs
+            .iter()
+            .filter(|f| glob_match(name, &f.name))
+            .collect()
     } else {
         symbols.find_by_name(name).collect()
     };
@@ -349,20 +417,30 @@ fn user_points(
         if f.size > 0 && offset >= f.size {
             return Err(SpecError::at(
                 0,
-                format!("offset {offset} is beyond the end of {} ({} bytes)", f.name, f.size),
+                format!(
+                    "offset {offset} is beyond the end of {} ({} bytes)",
+                    f.name, f.size
+                ),
                 "give an offset inside the function",
             ));
         }
         let Some(file_off) = f.file_offset else {
             return Err(SpecError::at(
                 0,
-                format!("{} at 0x{:x} is not in a loaded segment of {path}", f.name, f.addr),
+                format!(
+                    "{} at 0x{:x} is not in a loaded segment of {path}",
+                    f.name, f.addr
+                ),
                 "probe a function in the program's code",
             ));
         };
         out.push((
             f.name.clone(),
-            Place::User { path: path.to_string(), offset: file_off + offset, ref_ctr: None },
+            Place::User {
+                path: path.to_string(),
+                offset: file_off + offset,
+                ref_ctr: None,
+            },
         ));
     }
     Ok(out)
@@ -386,9 +464,16 @@ fn kernel_points(
                 ))
             }
         };
-        let set: BTreeSet<String> = from.filter(|n| glob_match(name, n)).map(str::to_string).collect();
+        let set: BTreeSet<String> = from
+            .filter(|n| glob_match(name, n))
+            .map(str::to_string)
+            .collect();
         if set.is_empty() {
-            return Err(SpecError::at(0, format!("no kernel function matches '{name}'"), "check the pattern with 'rprobe funcs'"));
+            return Err(SpecError::at(
+                0,
+                format!("no kernel function matches '{name}'"),
+                "check the pattern with 'rprobe funcs'",
+            ));
         }
         if set.len() > MAX_PROBES {
             return Err(SpecError::at(
@@ -457,38 +542,47 @@ fn resolve_arg(
             _ => FetchType::X(64),
         }),
     };
-    let (fetch, name, ty) = match &a.value {
-        ArgValue::Params | ArgValue::Vars => {
-            return Err(err(
-                format!("{} needs DWARF debuginfo, which rprobe cannot read yet", a.text),
-                "name the arguments: arg1..arg6 or raw fetch args such as %di",
-            ))
-        }
-        ArgValue::Var { name, fields } => {
-            let n = name.strip_prefix("arg").and_then(|d| d.parse::<usize>().ok());
-            let reg = n.and_then(|n| n.checked_sub(1)).and_then(|i| SYSV_ARGS.get(i));
-            match (reg, fields.is_empty()) {
-                (Some(reg), true) => {
-                    if retprobe {
-                        return Err(err(
-                            format!("{name} is an entry argument and a return probe cannot read it"),
-                            "use $retval, or probe the entry",
-                        ));
+    let (fetch, name, ty) =
+        match &a.value {
+            ArgValue::Params | ArgValue::Vars => {
+                return Err(err(
+                    format!(
+                        "{} needs DWARF debuginfo, which rprobe cannot read yet",
+                        a.text
+                    ),
+                    "name the arguments: arg1..arg6 or raw fetch args such as %di",
+                ))
+            }
+            ArgValue::Var { name, fields } => {
+                let n = name
+                    .strip_prefix("arg")
+                    .and_then(|d| d.parse::<usize>().ok());
+                let reg = n
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|i| SYSV_ARGS.get(i));
+                match (reg, fields.is_empty()) {
+                    (Some(reg), true) => {
+                        if retprobe {
+                            return Err(err(
+                                format!(
+                                    "{name} is an entry argument and a return probe cannot read it"
+                                ),
+                                "use $retval, or probe the entry",
+                            ));
+                        }
+                        let reg = FetchArg::Reg(reg);
+                        let (fetch, ty) = match ty {
+                            // A string argument is a pointer to the string: read through it.
+                            Some(t) if t.is_string() => (reg.deref(0, false), Some(t)),
+                            t => (reg, t),
+                        };
+                        let default_name = match &a.ty {
+                            Some(t) => format!("{name}_{t}"),
+                            None => name.clone(),
+                        };
+                        (fetch, sanitize_name(&default_name), ty)
                     }
-                    let reg = FetchArg::Reg(reg);
-                    let (fetch, ty) = match ty {
-                        // A string argument is a pointer to the string: read through it.
-                        Some(t) if t.is_string() => (reg.deref(0, false), Some(t)),
-                        t => (reg, t),
-                    };
-                    let default_name = match &a.ty {
-                        Some(t) => format!("{name}_{t}"),
-                        None => name.clone(),
-                    };
-                    (fetch, sanitize_name(&default_name), ty)
-                }
-                _ => {
-                    return Err(err(
+                    _ => return Err(err(
                         format!(
                             "'{}' is a C variable: resolving variables and fields needs DWARF or \
                              BTF, which rprobe cannot read yet",
@@ -496,31 +590,48 @@ fn resolve_arg(
                         ),
                         "use arg1..arg6 for the first six arguments, or a raw fetch arg such as \
                          +8(%di):u64",
-                    ))
+                    )),
                 }
             }
-        }
-        ArgValue::Raw(f) => (f.clone(), format!("arg{}", index + 1), ty),
-    };
+            ArgValue::Raw(f) => (f.clone(), format!("arg{}", index + 1), ty),
+        };
     let _ = probe_offset;
     check_fetch(&fetch, ty.as_ref(), kind, retprobe, caps).map_err(|(p, fix)| err(p, &fix))?;
-    let fetch = if a.user && kind == ProbeKind::Kprobe { mark_user(fetch) } else { fetch };
-    Ok(DefArg { name: a.name.clone().unwrap_or(name), fetch, ty })
+    let fetch = if a.user && kind == ProbeKind::Kprobe {
+        mark_user(fetch)
+    } else {
+        fetch
+    };
+    Ok(DefArg {
+        name: a.name.clone().unwrap_or(name),
+        fetch,
+        ty,
+    })
 }
 
 /// `@user`: every load in the chain reads user memory.
 fn mark_user(f: FetchArg) -> FetchArg {
     match f {
-        FetchArg::Deref { offset, inner, .. } => {
-            FetchArg::Deref { offset, user: true, inner: Box::new(mark_user(*inner)) }
-        }
+        FetchArg::Deref { offset, inner, .. } => FetchArg::Deref {
+            offset,
+            user: true,
+            inner: Box::new(mark_user(*inner)),
+        },
         other => other,
     }
 }
 
 fn sanitize_name(s: &str) -> String {
-    let mut out: String =
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     while out.ends_with('_') {
         out.pop();
     }
@@ -538,38 +649,61 @@ fn check_fetch(
 ) -> Result<(), (String, String)> {
     let uprobe = kind == ProbeKind::Uprobe;
     let e = |p: &str, fix: &str| Err((p.to_string(), fix.to_string()));
-    fn walk(f: &FetchArg, visit: &mut dyn FnMut(&FetchArg) -> Result<(), (String, String)>) -> Result<(), (String, String)> {
-        visit(f)?;
-        if let FetchArg::Deref { inner, .. } = f {
-            walk(inner, visit)?;
+    let mut node = Some(f);
+    while let Some(n) = node {
+        match n {
+            FetchArg::Retval if !retprobe => {
+                return e(
+                    "$retval exists only in return probes",
+                    "add %return to the function: FUNC%return",
+                )
+            }
+            FetchArg::Symbol { .. } if uprobe => {
+                return e(
+                    "@SYMBOL is not available with uprobes",
+                    "use @+FILEOFFSET for a variable of the probed file",
+                )
+            }
+            FetchArg::FileOffset(_) if !uprobe => {
+                return e(
+                    "@+FILEOFFSET is for uprobes only",
+                    "use @SYMBOL or @ADDR in kernel probes",
+                )
+            }
+            FetchArg::Arg(_) if uprobe => {
+                return e(
+                    "$argN is not available with uprobes",
+                    "use arg1..arg6 (the SysV argument registers) or %di, %si, …",
+                )
+            }
+            FetchArg::Arg(_) if retprobe && !caps.ret_arg_n => {
+                return e(
+                    "this kernel cannot read $argN in a return probe (needs 6.9)",
+                    "probe the entry for arguments",
+                )
+            }
+            FetchArg::Arg(_) if !caps.arg_n => {
+                return e("this kernel has no $argN", "use %di, %si, … instead")
+            }
+            FetchArg::Deref { user: true, .. } if !uprobe && !caps.user_deref => {
+                return e(
+                    "this kernel has no +u user-memory loads (needs 5.3)",
+                    "drop the u: plain loads read user memory only on uprobes",
+                )
+            }
+            FetchArg::Imm(_) | FetchArg::ImmStr(_) if !caps.immediates => {
+                return e(
+                    "this kernel has no immediate values (needs 5.7)",
+                    "drop the \\ argument",
+                )
+            }
+            _ => {}
         }
-        Ok(())
+        node = match n {
+            FetchArg::Deref { inner, .. } => Some(inner.as_ref()),
+            _ => None,
+        };
     }
-    walk(f, &mut |node| match node {
-        FetchArg::Retval if !retprobe => e("$retval exists only in return probes", "add %return to the function: FUNC%return"),
-        FetchArg::Symbol { .. } if uprobe => e(
-            "@SYMBOL is not available with uprobes",
-            "use @+FILEOFFSET for a variable of the probed file",
-        ),
-        FetchArg::FileOffset(_) if !uprobe => e("@+FILEOFFSET is for uprobes only", "use @SYMBOL or @ADDR in kernel probes"),
-        FetchArg::Arg(_) if uprobe => e(
-            "$argN is not available with uprobes",
-            "use arg1..arg6 (the SysV argument registers) or %di, %si, …",
-        ),
-        FetchArg::Arg(_) if retprobe && !caps.ret_arg_n => e(
-            "this kernel cannot read $argN in a return probe (needs 6.9)",
-            "probe the entry for arguments",
-        ),
-        FetchArg::Arg(_) if !caps.arg_n => e("this kernel has no $argN", "use %di, %si, … instead"),
-        FetchArg::Deref { user: true, .. } if !uprobe && !caps.user_deref => e(
-            "this kernel has no +u user-memory loads (needs 5.3)",
-            "drop the u: plain loads read user memory only on uprobes",
-        ),
-        FetchArg::Imm(_) | FetchArg::ImmStr(_) if !caps.immediates => {
-            e("this kernel has no immediate values (needs 5.7)", "drop the \\ argument")
-        }
-        _ => Ok(()),
-    })?;
     let memory = f.is_memory();
     if let FetchArg::Comm { .. } = f {
         if !matches!(ty, None | Some(FetchType::String)) {
@@ -578,17 +712,26 @@ fn check_fetch(
     }
     if let FetchArg::ImmStr(_) = f {
         if !matches!(ty, None | Some(FetchType::String)) {
-            return e("an immediate string is a string", "write \\\"text\" or \\\"text\":string");
+            return e(
+                "an immediate string is a string",
+                "write \\\"text\" or \\\"text\":string",
+            );
         }
     }
     let Some(ty) = ty else { return Ok(()) };
     let base = match ty {
         FetchType::Array(t, _) => {
             if !caps.arrays {
-                return e("this kernel has no array types", "fetch elements one by one");
+                return e(
+                    "this kernel has no array types",
+                    "fetch elements one by one",
+                );
             }
             if !memory {
-                return e("arrays need a memory fetch", "read through a load, for example +0(%di):x8[16]");
+                return e(
+                    "arrays need a memory fetch",
+                    "read through a load, for example +0(%di):x8[16]",
+                );
             }
             t.as_ref()
         }
@@ -599,14 +742,27 @@ fn check_fetch(
             "a string needs a memory fetch: the value is a pointer",
             "read the string it points to with +0(...), for example +0(%di):string",
         ),
-        FetchType::Ustring if !caps.ustring => e("this kernel has no ustring (needs 5.3)", "use string"),
-        FetchType::Symbol | FetchType::Symstr if uprobe => {
-            e("symbol and symstr types are for kernel probes", "use x64 for addresses in user programs")
+        FetchType::Ustring if !caps.ustring => {
+            e("this kernel has no ustring (needs 5.3)", "use string")
         }
-        FetchType::Symstr if !caps.symstr => e("this kernel has no symstr (needs 6.2)", "use symbol"),
-        FetchType::Char if !caps.char_type => e("this kernel has no char type (needs 6.4)", "use u8"),
-        FetchType::Dentry | FetchType::File if uprobe => e("%pd and %pD are for kernel probes", "read the name with a fetch chain"),
-        FetchType::Dentry | FetchType::File if !caps.pd => e("this kernel has no %pd/%pD (needs 6.11)", "read the name with a fetch chain"),
+        FetchType::Symbol | FetchType::Symstr if uprobe => e(
+            "symbol and symstr types are for kernel probes",
+            "use x64 for addresses in user programs",
+        ),
+        FetchType::Symstr if !caps.symstr => {
+            e("this kernel has no symstr (needs 6.2)", "use symbol")
+        }
+        FetchType::Char if !caps.char_type => {
+            e("this kernel has no char type (needs 6.4)", "use u8")
+        }
+        FetchType::Dentry | FetchType::File if uprobe => e(
+            "%pd and %pD are for kernel probes",
+            "read the name with a fetch chain",
+        ),
+        FetchType::Dentry | FetchType::File if !caps.pd => e(
+            "this kernel has no %pd/%pD (needs 6.11)",
+            "read the name with a fetch chain",
+        ),
         _ => Ok(()),
     }
 }
@@ -643,12 +799,20 @@ mod tests {
     fn user(spec: &str, opts: &mut ResolveOptions) -> Result<Vec<String>, SpecError> {
         let t = table();
         let s = parse_spec(spec)?;
-        let defs = resolve(&s, Target::User { path: "/usr/bin/bash", symbols: &t }, opts)?;
+        let defs = resolve(
+            &s,
+            Target::User {
+                path: "/usr/bin/bash",
+                symbols: &t,
+            },
+            opts,
+        )?;
         Ok(defs.iter().map(ProbeDef::line).collect())
     }
 
     fn one(spec: &str) -> String {
-        let v = user(spec, &mut ResolveOptions::default()).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let v =
+            user(spec, &mut ResolveOptions::default()).unwrap_or_else(|e| panic!("{spec}: {e}"));
         assert_eq!(v.len(), 1);
         v.into_iter().next().unwrap_or_default()
     }
@@ -659,21 +823,39 @@ mod tests {
             one("readline%return +0($retval):string"),
             "r:probe_bash/readline__return /usr/bin/bash:0x00000000000c6c20 arg1=+0($retval):string"
         );
-        assert_eq!(one("readline"), "p:probe_bash/readline /usr/bin/bash:0x00000000000c6c20");
-        assert_eq!(one("readline+4 %di"), "p:probe_bash/readline /usr/bin/bash:0x00000000000c6c24 arg1=%di");
+        assert_eq!(
+            one("readline"),
+            "p:probe_bash/readline /usr/bin/bash:0x00000000000c6c20"
+        );
+        assert_eq!(
+            one("readline+4 %di"),
+            "p:probe_bash/readline /usr/bin/bash:0x00000000000c6c24 arg1=%di"
+        );
         assert_eq!(
             one("work size=%di:u64 %si"),
             "p:probe_bash/work /usr/bin/bash:0x0000000000001136 size=%di:u64 arg2=%si"
         );
-        assert_eq!(one("helper.isra.0"), "p:probe_bash/helper /usr/bin/bash:0x0000000000001200");
-        assert_eq!(one("g1:e1=work"), "p:g1/e1 /usr/bin/bash:0x0000000000001136");
+        assert_eq!(
+            one("helper.isra.0"),
+            "p:probe_bash/helper /usr/bin/bash:0x0000000000001200"
+        );
+        assert_eq!(
+            one("g1:e1=work"),
+            "p:g1/e1 /usr/bin/bash:0x0000000000001136"
+        );
         assert_eq!(
             one("work arg1 arg2:s32 arg3:string"),
             "p:probe_bash/work /usr/bin/bash:0x0000000000001136 arg1=%di arg2_s32=%si:s32 \
              arg3_string=+0(%dx):string"
         );
-        assert_eq!(one("work id=arg1:u32"), "p:probe_bash/work /usr/bin/bash:0x0000000000001136 id=%di:u32");
-        assert_eq!(user_group("/usr/lib/x86_64-linux-gnu/libc.so.6"), "probe_libc");
+        assert_eq!(
+            one("work id=arg1:u32"),
+            "p:probe_bash/work /usr/bin/bash:0x0000000000001136 id=%di:u32"
+        );
+        assert_eq!(
+            user_group("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            "probe_libc"
+        );
         assert_eq!(user_group("/usr/bin/python3.11"), "probe_python3");
     }
 
@@ -682,15 +864,24 @@ mod tests {
         let mut opts = ResolveOptions::default();
         user("readline", &mut opts).unwrap();
         let e = user("readline", &mut opts).unwrap_err();
-        assert!(e.problem.contains("probe_bash:readline already exists"), "{e}");
+        assert!(
+            e.problem.contains("probe_bash:readline already exists"),
+            "{e}"
+        );
         opts.force = true;
-        assert_eq!(user("readline", &mut opts).unwrap(), vec!["p:probe_bash/readline_1 /usr/bin/bash:0x00000000000c6c20"]);
+        assert_eq!(
+            user("readline", &mut opts).unwrap(),
+            vec!["p:probe_bash/readline_1 /usr/bin/bash:0x00000000000c6c20"]
+        );
         // Two functions of one name: the second point takes a suffix without -f.
         let v = user("dup", &mut ResolveOptions::default()).unwrap();
-        assert_eq!(v, vec![
-            "p:probe_bash/dup /usr/bin/bash:0x0000000000001300",
-            "p:probe_bash/dup_1 /usr/bin/bash:0x0000000000001400",
-        ]);
+        assert_eq!(
+            v,
+            vec![
+                "p:probe_bash/dup /usr/bin/bash:0x0000000000001300",
+                "p:probe_bash/dup_1 /usr/bin/bash:0x0000000000001400",
+            ]
+        );
         let v = user("d*", &mut ResolveOptions::default()).unwrap();
         assert_eq!(v.len(), 2);
     }
@@ -698,8 +889,16 @@ mod tests {
     #[test]
     fn bad_input() {
         let mut o = ResolveOptions::default();
-        let msg = |s: &str| user(s, &mut ResolveOptions::default()).unwrap_err().to_string();
-        assert!(msg("readlin").contains("did you mean readline"), "{}", msg("readlin"));
+        let msg = |s: &str| {
+            user(s, &mut ResolveOptions::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            msg("readlin").contains("did you mean readline"),
+            "{}",
+            msg("readlin")
+        );
         assert!(msg("readline+4000").contains("beyond the end"));
         assert!(msg("readline $retval").contains("only in return probes"));
         assert!(msg("readline @jiffies").contains("not available with uprobes"));
@@ -725,27 +924,63 @@ mod tests {
             "ffffffff81000000 T _text\nffffffff81200c50 T vfs_read\nffffffff81200d50 t vfs_readv\n\
              ffffffffc0001000 t xt_func\t[xt_mod]\nffffffff81300000 T kprobe_int3_handler\n",
         );
-        let tr: BTreeSet<String> = ["vfs_read", "vfs_readv", "xt_func"].iter().map(|s| s.to_string()).collect();
+        let tr: BTreeSet<String> = ["vfs_read", "vfs_readv", "xt_func"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let k = |s: &str| {
             let spec = parse_spec(s).unwrap();
-            resolve(&spec, Target::Kernel { kallsyms: Some(&ks), traceable: Some(&tr) }, &mut ResolveOptions::default())
-                .map(|d| d.iter().map(ProbeDef::line).collect::<Vec<_>>())
+            resolve(
+                &spec,
+                Target::Kernel {
+                    kallsyms: Some(&ks),
+                    traceable: Some(&tr),
+                },
+                &mut ResolveOptions::default(),
+            )
+            .map(|d| d.iter().map(ProbeDef::line).collect::<Vec<_>>())
         };
         assert_eq!(
             k("do=vfs_read dfd=%di:s32 filename=+0(%si):string").unwrap(),
             vec!["p:probe/do vfs_read dfd=%di:s32 filename=+0(%si):string"]
         );
-        assert_eq!(k("vfs_read%return ret=$retval:s64").unwrap(), vec!["r:probe/vfs_read__return vfs_read ret=$retval:s64"]);
-        assert_eq!(k("vfs_read+16 $arg1 @jiffies").unwrap(), vec!["p:probe/vfs_read vfs_read+16 arg1=$arg1 arg2=@jiffies"]);
-        assert_eq!(k("xt_func").unwrap(), vec!["p:probe/xt_func xt_mod:xt_func"]);
+        assert_eq!(
+            k("vfs_read%return ret=$retval:s64").unwrap(),
+            vec!["r:probe/vfs_read__return vfs_read ret=$retval:s64"]
+        );
+        assert_eq!(
+            k("vfs_read+16 $arg1 @jiffies").unwrap(),
+            vec!["p:probe/vfs_read vfs_read+16 arg1=$arg1 arg2=@jiffies"]
+        );
+        assert_eq!(
+            k("xt_func").unwrap(),
+            vec!["p:probe/xt_func xt_mod:xt_func"]
+        );
         assert_eq!(k("vfs_read* x=+u0(%si):ustring").unwrap().len(), 2);
-        assert!(k("vfs_raed").unwrap_err().to_string().contains("did you mean vfs_read"));
-        assert!(k("kprobe_int3_handler").unwrap_err().to_string().contains("cannot be probed"));
+        assert!(k("vfs_raed")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean vfs_read"));
+        assert!(k("kprobe_int3_handler")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be probed"));
         assert!(k("vfs_read @+16").is_err());
         // Without any symbol list (dry run on a locked-down box) the name is taken on trust.
         let spec = parse_spec("vfs_read name=+0(+40(+24(%di))):string").unwrap();
-        let d = resolve(&spec, Target::Kernel { kallsyms: None, traceable: None }, &mut ResolveOptions::default()).unwrap();
-        assert_eq!(d[0].line(), "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string");
+        let d = resolve(
+            &spec,
+            Target::Kernel {
+                kallsyms: None,
+                traceable: None,
+            },
+            &mut ResolveOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            d[0].line(),
+            "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string"
+        );
     }
 
     #[test]

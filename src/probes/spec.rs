@@ -209,10 +209,11 @@ pub fn parse_spec(text: &str) -> Result<ProbeSpec, SpecError> {
     let mut spec = parse_point(point).map_err(|e| e.shifted(ppos))?;
     spec.text = text.to_string();
     for &(apos, a) in words.get(1..).unwrap_or_default() {
-        spec.args.push(parse_arg(a).map_err(|e| e.shifted(apos)).map(|mut arg| {
-            arg.pos = apos;
-            arg
-        })?);
+        spec.args
+            .push(parse_arg(a).map_err(|e| e.shifted(apos)).map(|mut arg| {
+                arg.pos = apos;
+                arg
+            })?);
     }
     Ok(spec)
 }
@@ -277,7 +278,11 @@ fn parse_point(word: &str) -> Result<ProbeSpec, SpecError> {
 
 fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
     if s.is_empty() {
-        return Err(SpecError::at(0, "missing probe point", "name a function after '='"));
+        return Err(SpecError::at(
+            0,
+            "missing probe point",
+            "name a function after '='",
+        ));
     }
     if let Some(sdt) = s.strip_prefix('%') {
         let (provider, name) = match sdt.split_once(':') {
@@ -285,14 +290,27 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
             None => (None, sdt),
         };
         if name.is_empty() {
-            return Err(SpecError::at(1, "missing SDT probe name", "write %PROVIDER:NAME"));
+            return Err(SpecError::at(
+                1,
+                "missing SDT probe name",
+                "write %PROVIDER:NAME",
+            ));
         }
-        return Ok(ProbePoint::Sdt { provider, name: name.to_string() });
+        return Ok(ProbePoint::Sdt {
+            provider,
+            name: name.to_string(),
+        });
     }
     if let Some(hex) = s.strip_prefix("0x") {
-        return u64::from_str_radix(hex, 16).map(ProbePoint::Address).map_err(|_| {
-            SpecError::at(0, format!("bad address '{s}'"), "an address is 0x followed by hex digits")
-        });
+        return u64::from_str_radix(hex, 16)
+            .map(ProbePoint::Address)
+            .map_err(|_| {
+                SpecError::at(
+                    0,
+                    format!("bad address '{s}'"),
+                    "an address is 0x followed by hex digits",
+                )
+            });
     }
     // Split the head (function or file) from the first separator.
     let first = find_any(s, &[';', ':', '+', '@', '%']);
@@ -302,7 +320,11 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
         _ => false,
     };
     if head.is_empty() {
-        return Err(SpecError::at(0, "missing function name", "write FUNC, FUNC+OFFS, FUNC%return"));
+        return Err(SpecError::at(
+            0,
+            "missing function name",
+            "write FUNC, FUNC+OFFS, FUNC%return",
+        ));
     }
     let mut src: Option<String> = None;
     let mut line: Option<u32> = None;
@@ -325,7 +347,11 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
         match sep {
             b':' => {
                 line = Some(parse_uint(body).ok_or_else(|| {
-                    SpecError::at(body_start, format!("bad line number '{body}'"), "write :LINE")
+                    SpecError::at(
+                        body_start,
+                        format!("bad line number '{body}'"),
+                        "write :LINE",
+                    )
                 })? as u32)
             }
             b'+' => {
@@ -339,10 +365,18 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
             }
             b'@' => {
                 if src.is_some() || is_file {
-                    return Err(SpecError::at(pos, "SRC@SRC is not allowed", "give one @SRC"));
+                    return Err(SpecError::at(
+                        pos,
+                        "SRC@SRC is not allowed",
+                        "give one @SRC",
+                    ));
                 }
                 if body.is_empty() {
-                    return Err(SpecError::at(body_start, "missing file after '@'", "write FUNC@FILE"));
+                    return Err(SpecError::at(
+                        body_start,
+                        "missing file after '@'",
+                        "write FUNC@FILE",
+                    ));
                 }
                 src = Some(body.to_string());
             }
@@ -376,7 +410,11 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
         None
     };
     if let Some(p) = problem {
-        return Err(SpecError::at(first.unwrap_or(0), p, "see 'rprobe add --help' for the forms"));
+        return Err(SpecError::at(
+            first.unwrap_or(0),
+            p,
+            "see 'rprobe add --help' for the forms",
+        ));
     }
     if is_file {
         let at = match (line, lazy) {
@@ -384,7 +422,10 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
             (None, Some(p)) => SrcAt::Lazy(p),
             (None, None) => SrcAt::Line(0),
         };
-        return Ok(ProbePoint::Source { file: head.to_string(), at });
+        return Ok(ProbePoint::Source {
+            file: head.to_string(),
+            at,
+        });
     }
     let at = if ret {
         FuncAt::Return
@@ -397,7 +438,11 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
     } else {
         FuncAt::Entry
     };
-    Ok(ProbePoint::Function { name: head.to_string(), src, at })
+    Ok(ProbePoint::Function {
+        name: head.to_string(),
+        src,
+        at,
+    })
 }
 
 /// `strtoul(s, 0)`-style: decimal, `0x` hex or leading-`0` octal; the whole text.
@@ -437,7 +482,10 @@ fn parse_arg(word: &str) -> Result<ProbeArg, SpecError> {
         off = eq + 1;
     }
     let (body, ty) = match s.find(':') {
-        Some(c) => (s.get(..c).unwrap_or_default(), Some((c, s.get(c + 1..).unwrap_or_default()))),
+        Some(c) => (
+            s.get(..c).unwrap_or_default(),
+            Some((c, s.get(c + 1..).unwrap_or_default())),
+        ),
         None => (s, None),
     };
     let ty = match ty {
@@ -455,7 +503,10 @@ fn parse_arg(word: &str) -> Result<ProbeArg, SpecError> {
     } else if is_c_varname(body) && has_fields {
         parse_var_chain(body).map_err(|e| e.shifted(off))?
     } else if is_c_identifier(body) {
-        ArgValue::Var { name: body.to_string(), fields: Vec::new() }
+        ArgValue::Var {
+            name: body.to_string(),
+            fields: Vec::new(),
+        }
     } else {
         ArgValue::Raw(parse_fetch_arg(body, off)?)
     };
@@ -466,7 +517,14 @@ fn parse_arg(word: &str) -> Result<ProbeArg, SpecError> {
             "give the size for raw fetch args, for example :u32 or :x64",
         ));
     }
-    Ok(ProbeArg { name, value, ty, user, text: word.to_string(), pos: 0 })
+    Ok(ProbeArg {
+        name,
+        value,
+        ty,
+        user,
+        text: word.to_string(),
+        pos: 0,
+    })
 }
 
 /// `file->f_path.dentry[2]` into a variable and its fields.
@@ -482,9 +540,16 @@ fn parse_var_chain(s: &str) -> Result<ArgValue, SpecError> {
                 return Err(SpecError::at(i, "missing ']'", "an index is written [N]"));
             };
             let n = r.get(..close).unwrap_or_default();
-            let idx = n.parse::<i64>().ok().or_else(|| parse_uint(n).map(|v| v as i64));
+            let idx = n
+                .parse::<i64>()
+                .ok()
+                .or_else(|| parse_uint(n).map(|v| v as i64));
             let Some(idx) = idx else {
-                return Err(SpecError::at(i + 1, "array index must be a number", "write [N]"));
+                return Err(SpecError::at(
+                    i + 1,
+                    "array index must be a number",
+                    "write [N]",
+                ));
             };
             fields.push(Field::Index(idx));
             i += close + 2;
@@ -511,7 +576,10 @@ fn parse_var_chain(s: &str) -> Result<ArgValue, SpecError> {
                 "fields are written ->member, .member or [N]",
             ));
         }
-        fields.push(Field::Member { name: member.to_string(), arrow });
+        fields.push(Field::Member {
+            name: member.to_string(),
+            arrow,
+        });
         i += skip + end;
     }
     Ok(ArgValue::Var { name, fields })
@@ -526,34 +594,59 @@ mod tests {
     }
 
     fn func(name: &str, src: Option<&str>, at: FuncAt) -> ProbePoint {
-        ProbePoint::Function { name: name.into(), src: src.map(Into::into), at }
+        ProbePoint::Function {
+            name: name.into(),
+            src: src.map(Into::into),
+            at,
+        }
     }
 
     #[test]
     fn probe_points() {
         assert_eq!(point("vfs_read"), func("vfs_read", None, FuncAt::Entry));
-        assert_eq!(point("readline%return"), func("readline", None, FuncAt::Return));
+        assert_eq!(
+            point("readline%return"),
+            func("readline", None, FuncAt::Return)
+        );
         assert_eq!(point("malloc+4"), func("malloc", None, FuncAt::Offset(4)));
-        assert_eq!(point("malloc+0x10"), func("malloc", None, FuncAt::Offset(16)));
+        assert_eq!(
+            point("malloc+0x10"),
+            func("malloc", None, FuncAt::Offset(16))
+        );
         assert_eq!(point("vfs_read:3"), func("vfs_read", None, FuncAt::Line(3)));
-        assert_eq!(point("vfs_read@fs/read_write.c"), func("vfs_read", Some("fs/read_write.c"), FuncAt::Entry));
+        assert_eq!(
+            point("vfs_read@fs/read_write.c"),
+            func("vfs_read", Some("fs/read_write.c"), FuncAt::Entry)
+        );
         assert_eq!(
             point("vfs_read@fs/read_write.c:5"),
             func("vfs_read", Some("fs/read_write.c"), FuncAt::Line(5))
         );
-        assert_eq!(point("vfs_read;count*"), func("vfs_read", None, FuncAt::Lazy("count*".into())));
+        assert_eq!(
+            point("vfs_read;count*"),
+            func("vfs_read", None, FuncAt::Lazy("count*".into()))
+        );
         assert_eq!(
             point("fs/read_write.c:600"),
-            ProbePoint::Source { file: "fs/read_write.c".into(), at: SrcAt::Line(600) }
+            ProbePoint::Source {
+                file: "fs/read_write.c".into(),
+                at: SrcAt::Line(600)
+            }
         );
         assert_eq!(
             point("main.c;return*"),
-            ProbePoint::Source { file: "main.c".into(), at: SrcAt::Lazy("return*".into()) }
+            ProbePoint::Source {
+                file: "main.c".into(),
+                at: SrcAt::Lazy("return*".into())
+            }
         );
         assert_eq!(point("0xffff1234"), ProbePoint::Address(0xffff1234));
         assert_eq!(
             point("%sdt_libc:memory_heap_new"),
-            ProbePoint::Sdt { provider: Some("sdt_libc".into()), name: "memory_heap_new".into() }
+            ProbePoint::Sdt {
+                provider: Some("sdt_libc".into()),
+                name: "memory_heap_new".into()
+            }
         );
         assert_eq!(point("vfs_*"), func("vfs_*", None, FuncAt::Entry));
     }
@@ -569,7 +662,10 @@ mod tests {
         assert!(parse_spec("1bad=readline").is_err());
         assert!(parse_spec("g-x:e=readline").is_err());
         let long = format!("{}=readline", "e".repeat(64));
-        assert!(parse_spec(&long).unwrap_err().problem.contains("64 characters"));
+        assert!(parse_spec(&long)
+            .unwrap_err()
+            .problem
+            .contains("64 characters"));
     }
 
     #[test]
@@ -614,24 +710,48 @@ mod tests {
             ArgValue::Var {
                 name: "file".into(),
                 fields: vec![
-                    Field::Member { name: "f_path".into(), arrow: true },
-                    Field::Member { name: "dentry".into(), arrow: false },
-                    Field::Member { name: "d_name".into(), arrow: true },
-                    Field::Member { name: "name".into(), arrow: false },
+                    Field::Member {
+                        name: "f_path".into(),
+                        arrow: true
+                    },
+                    Field::Member {
+                        name: "dentry".into(),
+                        arrow: false
+                    },
+                    Field::Member {
+                        name: "d_name".into(),
+                        arrow: true
+                    },
+                    Field::Member {
+                        name: "name".into(),
+                        arrow: false
+                    },
                 ]
             }
         );
-        assert_eq!(s.args[1].value, ArgValue::Var { name: "count".into(), fields: vec![] });
+        assert_eq!(
+            s.args[1].value,
+            ArgValue::Var {
+                name: "count".into(),
+                fields: vec![]
+            }
+        );
 
         let s = parse_spec("f n=+0(+40(+24(%di))):string %si $retval argv[1] x:u $params $vars")
             .unwrap();
         assert_eq!(s.args[0].name.as_deref(), Some("n"));
-        assert!(matches!(s.args[0].value, ArgValue::Raw(FetchArg::Deref { .. })));
+        assert!(matches!(
+            s.args[0].value,
+            ArgValue::Raw(FetchArg::Deref { .. })
+        ));
         assert_eq!(s.args[1].value, ArgValue::Raw(FetchArg::Reg("si")));
         assert_eq!(s.args[2].value, ArgValue::Raw(FetchArg::Retval));
         assert_eq!(
             s.args[3].value,
-            ArgValue::Var { name: "argv".into(), fields: vec![Field::Index(1)] }
+            ArgValue::Var {
+                name: "argv".into(),
+                fields: vec![Field::Index(1)]
+            }
         );
         assert_eq!(s.args[4].ty, Some(ArgType::Cast('u')));
         assert_eq!(s.args[5].value, ArgValue::Params);

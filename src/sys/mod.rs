@@ -21,7 +21,10 @@ pub struct SyscallError {
 
 impl SyscallError {
     fn last(call: impl Into<String>) -> SyscallError {
-        SyscallError { call: call.into(), source: io::Error::last_os_error() }
+        SyscallError {
+            call: call.into(),
+            source: io::Error::last_os_error(),
+        }
     }
 
     /// The errno, when there is one.
@@ -79,12 +82,16 @@ pub fn has_cap(cap: u32) -> bool {
 
 /// Read a small text file of the running system (`/proc/sys/...`, `/sys/...`), trimmed.
 pub fn read_sys_text(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// `kernel.perf_event_paranoid`.
 pub fn perf_event_paranoid() -> Option<i32> {
-    read_sys_text("/proc/sys/kernel/perf_event_paranoid")?.parse().ok()
+    read_sys_text("/proc/sys/kernel/perf_event_paranoid")?
+        .parse()
+        .ok()
 }
 
 /// The kernel config from `/proc/config.gz`, when the kernel exposes it.
@@ -92,7 +99,9 @@ pub fn kernel_config() -> Option<String> {
     use std::io::Read;
     let gz = std::fs::read("/proc/config.gz").ok()?;
     let mut s = String::new();
-    flate2::read::GzDecoder::new(gz.as_slice()).read_to_string(&mut s).ok()?;
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_string(&mut s)
+        .ok()?;
     Some(s)
 }
 
@@ -125,9 +134,11 @@ pub const PERF_TYPE_HARDWARE: u32 = perf_event_open_sys::bindings::PERF_TYPE_HAR
 /// `perf_event_attr.type` for software events.
 pub const PERF_TYPE_SOFTWARE: u32 = perf_event_open_sys::bindings::PERF_TYPE_SOFTWARE;
 /// `PERF_COUNT_HW_CPU_CYCLES`.
-pub const PERF_COUNT_HW_CPU_CYCLES: u64 = perf_event_open_sys::bindings::PERF_COUNT_HW_CPU_CYCLES as u64;
+pub const PERF_COUNT_HW_CPU_CYCLES: u64 =
+    perf_event_open_sys::bindings::PERF_COUNT_HW_CPU_CYCLES as u64;
 /// `PERF_COUNT_SW_CPU_CLOCK`.
-pub const PERF_COUNT_SW_CPU_CLOCK: u64 = perf_event_open_sys::bindings::PERF_COUNT_SW_CPU_CLOCK as u64;
+pub const PERF_COUNT_SW_CPU_CLOCK: u64 =
+    perf_event_open_sys::bindings::PERF_COUNT_SW_CPU_CLOCK as u64;
 
 /// Load the smallest valid BPF program (`r0 = 0; exit`, a socket filter) and close it: the
 /// cheapest proof that `bpf(2)` works for this process.
@@ -146,7 +157,10 @@ pub fn try_bpf_prog_load() -> Result<(), SyscallError> {
         rest: [u8; 80],
     }
     // BPF_MOV64_IMM(BPF_REG_0, 0); BPF_EXIT_INSN()
-    let insns: [u64; 2] = [u64::from_le_bytes([0xb7, 0, 0, 0, 0, 0, 0, 0]), u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0])];
+    let insns: [u64; 2] = [
+        u64::from_le_bytes([0xb7, 0, 0, 0, 0, 0, 0, 0]),
+        u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
+    ];
     let license = c"GPL";
     let attr = ProgLoadAttr {
         prog_type: 1, // BPF_PROG_TYPE_SOCKET_FILTER
