@@ -9,9 +9,9 @@ mod common;
 
 use common::{
     fixtures, group, live_or_skip, parse_trace, show_cmd, show_output, tracefs_lock, EventGuard,
-    Instance, Needs, Snapshot, TraceRecord,
+    Fixtures, Instance, Needs, Snapshot, TraceRecord,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::MutexGuard;
 
@@ -245,7 +245,7 @@ const ARG_REGS: [&str; 6] = ["%di", "%si", "%dx", "%cx", "%r8", "%r9"];
 
 #[test]
 fn add_trace_list_del_roundtrip() {
-    let Some(mut s) = Session::start("roundtrip") else {
+    let Some(mut s) = Session::start("add_trace_list_del_roundtrip") else {
         return;
     };
     let fx = fixtures();
@@ -396,7 +396,7 @@ fn add_trace_list_del_roundtrip() {
 
 #[test]
 fn shared_library_hits() {
-    let Some(mut s) = Session::start("shlib") else {
+    let Some(mut s) = Session::start("shared_library_hits") else {
         return;
     };
     let fx = fixtures();
@@ -419,7 +419,7 @@ fn shared_library_hits() {
 
 #[test]
 fn nopie_entry_hits() {
-    let Some(mut s) = Session::start("nopie") else {
+    let Some(mut s) = Session::start("nopie_entry_hits") else {
         return;
     };
     let fx = fixtures();
@@ -441,7 +441,7 @@ fn nopie_entry_hits() {
 
 #[test]
 fn o2_entry_and_return_hits() {
-    let Some(mut s) = Session::start("o2") else {
+    let Some(mut s) = Session::start("o2_entry_and_return_hits") else {
         return;
     };
     let fx = fixtures();
@@ -472,7 +472,7 @@ fn o2_entry_and_return_hits() {
 
 #[test]
 fn default_naming_add_list_del() {
-    let Some(mut s) = Session::start("default_naming") else {
+    let Some(mut s) = Session::start("default_naming_add_list_del") else {
         return;
     };
     let fx = fixtures();
@@ -506,7 +506,7 @@ fn default_naming_add_list_del() {
 
 #[test]
 fn del_without_match_fails() {
-    let Some(s) = Session::start("del_nomatch") else {
+    let Some(s) = Session::start("del_without_match_fails") else {
         return;
     };
     let pattern = format!("{}:nothing*", s.grp);
@@ -544,17 +544,22 @@ fn assert_one_line_error(
     }
 }
 
-/// `rprobe add -x BIN SPEC` must fail cleanly and create nothing. `{G}` in SPEC is the test's
-/// group; any event named `{G}:bad` or `{G}:injected` it might create is removed by the guard.
-fn bad_input(name: &str, bin: &Path, spec: &str, mention: Option<&str>) {
+/// `rprobe add -x BIN SPEC` must fail cleanly and create nothing. `bin` picks the binary from
+/// the fixtures (built only once the test knows it can run). `{G}` in SPEC is the test's group
+/// and `{O0}` the -O0 fixture's path; any event named `{G}:bad` or `{G}:injected` it might
+/// create is removed by the guard.
+fn bad_input(name: &str, bin: fn(&Fixtures) -> PathBuf, spec: &str, mention: Option<&str>) {
     let Some(mut s) = Session::start(name) else {
         return;
     };
+    let fx = fixtures();
     let grp = s.grp.clone();
     s.expect_new(&grp, "bad");
     s.expect_new(&grp, "injected");
-    let spec = spec.replace("{G}", &grp);
-    let bin = bin.to_string_lossy();
+    let spec = spec
+        .replace("{G}", &grp)
+        .replace("{O0}", &fx.o0.to_string_lossy());
+    let bin = bin(fx).to_string_lossy().into_owned();
     let args = ["add", "-x", &bin, &spec];
     let out = common::rprobe(&args);
     assert_one_line_error(&s.test, &out, &args, mention);
@@ -563,19 +568,20 @@ fn bad_input(name: &str, bin: &Path, spec: &str, mention: Option<&str>) {
 
 #[test]
 fn bad_spec_with_newline() {
-    let fx = fixtures();
-    let spec = format!(
-        "{{G}}:bad=work %di\np:{{G}}/injected {}:0x0",
-        fx.o0.display()
+    // Written as is, the second line would define a second event.
+    bad_input(
+        "bad_spec_with_newline",
+        |fx| fx.o0.clone(),
+        "{G}:bad=work %di\np:{G}/injected {O0}:0x0",
+        None,
     );
-    bad_input("bad_newline", &fx.o0, &spec, None);
 }
 
 #[test]
 fn bad_unknown_function() {
     bad_input(
-        "bad_function",
-        &fixtures().o0,
+        "bad_unknown_function",
+        |fx| fx.o0.clone(),
         "{G}:bad=no_such_function_rprobe %di",
         Some("no_such_function_rprobe"),
     );
@@ -584,8 +590,8 @@ fn bad_unknown_function() {
 #[test]
 fn bad_unknown_register() {
     bad_input(
-        "bad_register",
-        &fixtures().o0,
+        "bad_unknown_register",
+        |fx| fx.o0.clone(),
         "{G}:bad=work x=%rdi",
         Some("rdi"),
     );
@@ -593,10 +599,9 @@ fn bad_unknown_register() {
 
 #[test]
 fn bad_missing_binary() {
-    let missing = fixtures().dir.join("no-such-binary");
     bad_input(
-        "bad_binary",
-        &missing,
+        "bad_missing_binary",
+        |fx| fx.dir.join("no-such-binary"),
         "{G}:bad=work",
         Some("no-such-binary"),
     );
@@ -606,8 +611,8 @@ fn bad_missing_binary() {
 fn bad_stripped_function_not_in_dynsym() {
     // strip removed .symtab; a PIE exports none of its own functions in .dynsym.
     bad_input(
-        "bad_stripped",
-        &fixtures().stripped,
+        "bad_stripped_function_not_in_dynsym",
+        |fx| fx.stripped.clone(),
         "{G}:bad=work %di",
         Some("work"),
     );
