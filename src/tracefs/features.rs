@@ -174,8 +174,9 @@ mod tests {
     /// /sys/kernel/tracing/README of Linux 6.18 (uprobes, no kprobes, no hist triggers).
     const README_6_18: &str = include_str!("../../fixtures/tracefs/README");
 
-    /// The probe-event part of `readme_msg` in kernel/trace/trace.c (6.x) with every option on:
-    /// kprobes, fprobes, BTF args, hist triggers.
+    /// The probe-event part of `readme_msg`, transcribed from kernel/trace/trace.c (6.x) with
+    /// every option on (kprobes, fprobes, BTF args, hist triggers). Not read from a running
+    /// kernel: the test machine lacks these options; the kernel lab can replace it.
     const README_FULL_PART: &str = "\
   dynamic_events\t\t- Create/append/remove/show the generic dynamic events
 \t\t\t  Write into this file to define/undefine new trace events.
@@ -206,8 +207,9 @@ place (kretprobe): [<module>:]<symbol>[+<offset>]%return|<memaddr>
 \t    Format: hist:keys=<field1[,field2,...]>
 ";
 
-    /// The same part on Linux 4.19 (kprobes and uprobes, before ustring, immediates,
-    /// multi-probe and error_log).
+    /// The same part as Linux 4.19 printed it (kprobes and uprobes, before ustring, immediates,
+    /// multi-probe and error_log), transcribed from that version's trace.c, not read from a
+    /// running kernel.
     const README_4_19_PART: &str = "\
   kprobe_events\t\t- Add/remove/show the kernel dynamic events
 \t\t\t  Write into this file to define/undefine new trace events.
