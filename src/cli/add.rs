@@ -57,7 +57,9 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
     }
     let parsed = specs
         .iter()
-        .map(|s| probes::parse_spec(s).with_context(|| format!("bad probe spec '{s}'")))
+        .map(|s| {
+            probes::parse_spec(s).with_context(|| format!("bad probe spec '{}'", s.escape_debug()))
+        })
         .collect::<Result<Vec<_>>>()?;
 
     // tracefs is optional for a dry run: the lines can be computed without it.
@@ -110,7 +112,7 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
                     symbols: &symbols,
                 };
                 let d = probes::resolve(spec, target, &mut opts)
-                    .with_context(|| format!("bad probe spec '{}'", spec.text))?;
+                    .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;
                 defs.extend(d.into_iter().map(|d| (i, d)));
             }
         }
@@ -123,7 +125,7 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
                     traceable: traceable.as_ref(),
                 };
                 let d = probes::resolve(spec, target, &mut opts)
-                    .with_context(|| format!("bad probe spec '{}'", spec.text))?;
+                    .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;
                 defs.extend(d.into_iter().map(|d| (i, d)));
             }
         }

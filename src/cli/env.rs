@@ -11,7 +11,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Find tracefs; when it is not mounted and we are root, mount it at `/sys/kernel/tracing`.
+/// `RPROBE_TRACEFS=DIR` uses DIR instead (a copy of a tracefs tree, an instance, or a test
+/// fixture), and never mounts anything.
 pub fn open_tracefs() -> Result<Tracefs> {
+    if let Some(dir) = std::env::var_os("RPROBE_TRACEFS") {
+        let dir = PathBuf::from(dir);
+        return Tracefs::find_in(&[dir.as_path()])
+            .context("RPROBE_TRACEFS names a directory without a tracefs README or events/");
+    }
     match Tracefs::find() {
         Ok(t) => Ok(t),
         Err(e @ TracefsError::NotMounted { .. }) => {

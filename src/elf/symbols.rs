@@ -35,6 +35,8 @@ pub struct FuncSymbol {
     pub dynamic: bool,
     /// Global or weak binding.
     pub global: bool,
+    /// A non-default symbol version (`name@VER`, not `name@@VER`).
+    pub hidden_version: bool,
 }
 
 /// The function symbols of one file.
@@ -67,7 +69,16 @@ impl SymbolTable {
 
 /// Read the function symbols of an ELF image.
 pub fn parse_functions(data: &[u8]) -> Result<SymbolTable, ElfError> {
-    let file = object::File::parse(data).map_err(|e| ElfError::Parse(e.to_string()))?;
+    let file = object::read::elf::ElfFile64::<object::Endianness>::parse(data)
+        .map_err(|e| ElfError::Parse(e.to_string()))?;
+    // `.gnu.version`: a dynamic symbol whose version is hidden (`memcpy@GLIBC_2.2.5`, not
+    // the default `memcpy@@GLIBC_2.14`) is an old ABI kept for old binaries. perf, reading
+    // debuginfo, probes the default one; so does rprobe.
+    let versions = file
+        .elf_section_table()
+        .versions(file.endian(), file.data())
+        .ok()
+        .flatten();
     let loads: Vec<(u64, u64, u64)> = file
         .segments()
         .filter_map(|s| {
@@ -96,6 +107,16 @@ pub fn parse_functions(data: &[u8]) -> Result<SymbolTable, ElfError> {
             if name.is_empty() {
                 continue;
             }
+            let hidden = dynamic
+                && versions
+                    .as_ref()
+                    .is_some_and(|v| v.version_index(file.endian(), s.index()).is_hidden());
+            // In .symtab, versioned names keep their suffix: `memcpy@GLIBC_2.2.5` is
+            // hidden, `memcpy@@GLIBC_2.14` is the default.
+            let (name, hidden) = match name.split_once('@') {
+                Some((base, rest)) if !base.is_empty() => (base, hidden || !rest.starts_with('@')),
+                _ => (name, hidden),
+            };
             funcs.push(FuncSymbol {
                 name: name.to_string(),
                 addr: s.address(),
@@ -103,6 +124,7 @@ pub fn parse_functions(data: &[u8]) -> Result<SymbolTable, ElfError> {
                 file_offset: to_offset(s.address()),
                 dynamic,
                 global: s.is_global() || s.is_weak(),
+                hidden_version: hidden,
             });
         }
     }
@@ -119,6 +141,13 @@ pub fn parse_functions(data: &[u8]) -> Result<SymbolTable, ElfError> {
             _ => out.push(f),
         }
     }
+    // Old versions of a name give way to its default version.
+    let defaults: std::collections::HashSet<String> = out
+        .iter()
+        .filter(|f| !f.hidden_version)
+        .map(|f| f.name.clone())
+        .collect();
+    out.retain(|f| !f.hidden_version || !defaults.contains(&f.name));
     let is_exec = matches!(file.kind(), object::ObjectKind::Executable);
     let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
     Ok(SymbolTable {
@@ -146,6 +175,7 @@ mod tests {
         let data = std::fs::read(exe).unwrap();
         let t = parse_functions(&data).unwrap();
         assert!(t.has_symtab);
+        assert!(t.funcs.iter().all(|f| !f.name.contains('@')));
         let main = t
             .find_by_name("main")
             .next()
@@ -155,6 +185,21 @@ mod tests {
         // loader maps at the address.
         assert!(off > 0 && (off as usize) < data.len());
         assert!(t.names().windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn old_symbol_versions_give_way_to_the_default() {
+        // glibc keeps memcpy@GLIBC_2.2.5 beside the default memcpy@@GLIBC_2.14.
+        let Ok(data) = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6") else {
+            println!("SKIP elf::old_symbol_versions_give_way_to_the_default: no glibc");
+            return;
+        };
+        let t = parse_functions(&data).unwrap();
+        for name in ["memcpy", "pthread_cond_init", "malloc"] {
+            let n = t.find_by_name(name).count();
+            assert_eq!(n, 1, "{name} has {n} entries");
+        }
+        assert!(t.find_by_name("memcpy").all(|f| !f.hidden_version));
     }
 
     proptest::proptest! {

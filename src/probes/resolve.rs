@@ -781,6 +781,7 @@ mod tests {
             file_offset: Some(off),
             dynamic: true,
             global: true,
+            hidden_version: false,
         };
         SymbolTable {
             funcs: vec![
