@@ -1,0 +1,357 @@
+//! The `rprobe` command line against a tracefs-shaped temporary tree (`RPROBE_TRACEFS`): what
+//! `add` computes and writes, its errors, and `--help`, with no kernel involved. The offsets
+//! rprobe computes are checked against binutils' `readelf` on the same fixture binaries.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary tree with the real 6.18 README and empty probe-event files.
+fn fake_tracefs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tracefs/README");
+    std::fs::copy(readme, dir.path().join("README")).expect("copy README");
+    std::fs::write(dir.path().join("uprobe_events"), "").expect("uprobe_events");
+    std::fs::create_dir(dir.path().join("events")).expect("events/");
+    dir
+}
+
+fn rprobe(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rprobe"))
+        .args(args)
+        .env("RPROBE_TRACEFS", root)
+        .output()
+        .expect("run rprobe")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// File offset of a function according to `readelf -sW` and `readelf -lW`.
+fn readelf_offset(bin: &Path, func: &str) -> u64 {
+    let run = |flag: &str| {
+        let o = Command::new("readelf")
+            .arg(flag)
+            .arg(bin)
+            .output()
+            .expect("readelf");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let syms = run("-sW");
+    let value = syms
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 8 && f[3] == "FUNC" && f[7].split('@').next() == Some(func))
+                .then(|| u64::from_str_radix(f[1], 16).expect("symbol value"))
+        })
+        .unwrap_or_else(|| panic!("readelf finds no {func} in {}", bin.display()));
+    let phdrs = run("-lW");
+    for l in phdrs.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.first() != Some(&"LOAD") {
+            continue;
+        }
+        let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
+        let (off, vaddr, filesz) = (hex(f[1]), hex(f[2]), hex(f[4]));
+        if value >= vaddr && value < vaddr + filesz {
+            return value - vaddr + off;
+        }
+    }
+    panic!("{func} is in no PT_LOAD of {}", bin.display());
+}
+
+fn real(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .expect("canonicalize")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn dry_run_lines_match_readelf_offsets() {
+    let fx = common::fixtures();
+    let t = fake_tracefs();
+    let cases: Vec<(&PathBuf, &str, String)> = vec![
+        (
+            &fx.o0,
+            "work id=%di:s32 name=+0(%dx):string",
+            "p:probe_probe_args/work {P}:{O} id=%di:s32 name=+0(%dx):string".into(),
+        ),
+        (
+            &fx.o0,
+            "work%return $retval",
+            "r:probe_probe_args/work__return {P}:{O} arg1=$retval".into(),
+        ),
+        (
+            &fx.o2,
+            "answer%return r=$retval:s32",
+            "r:probe_probe_args/answer__return {P}:{O} r=$retval:s32".into(),
+        ),
+        (
+            &fx.nopie,
+            "add6 arg1 arg2 arg6:s64",
+            "p:probe_probe_args/add6 {P}:{O} arg1=%di arg2=%si arg6_s64=%r9:s64".into(),
+        ),
+        (
+            &fx.link,
+            "greeting%return +0($retval):string",
+            "r:probe_probe_args/greeting__return {P}:{O} arg1=+0($retval):string".into(),
+        ),
+        (
+            &fx.lib_stripped,
+            "lib_compute a=%di:s32",
+            "p:probe_libprobe/lib_compute {P}:{O} a=%di:s32".into(),
+        ),
+        (
+            &fx.o0,
+            "g1:e1=point_sum y=+8(%di):s64 $comm",
+            "p:g1/e1 {P}:{O} y=+8(%di):s64 arg2=$comm".into(),
+        ),
+    ];
+    for (bin, spec, want) in cases {
+        let func = spec.split([' ', '%', '+']).next().unwrap_or_default();
+        let func = func.rsplit('=').next().unwrap_or(func);
+        let off = readelf_offset(bin, func);
+        let want = want
+            .replace("{P}", &real(bin))
+            .replace("{O}", &format!("0x{off:016x}"));
+        let o = rprobe(
+            t.path(),
+            &["add", "-n", "-x", &bin.display().to_string(), spec],
+        );
+        assert!(o.status.success(), "{spec}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            format!("{want}\n"),
+            "spec {spec} on {}",
+            bin.display()
+        );
+    }
+    // +OFFS adds to the function's file offset.
+    let off = readelf_offset(&fx.o0, "work");
+    let o = rprobe(
+        t.path(),
+        &["add", "-n", "-x", &fx.o0.display().to_string(), "work+4"],
+    );
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "p:probe_probe_args/work {}:0x{:016x}\n",
+            real(&fx.o0),
+            off + 4
+        )
+    );
+}
+
+#[test]
+fn add_writes_exactly_the_dry_run_lines_all_or_none() {
+    let fx = common::fixtures();
+    let t = fake_tracefs();
+    let bin = fx.o0.display().to_string();
+    let dry = rprobe(
+        t.path(),
+        &[
+            "add",
+            "-n",
+            "-x",
+            &bin,
+            "work %di",
+            "-a",
+            "answer%return $retval",
+        ],
+    );
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let o = rprobe(
+        t.path(),
+        &["add", "-x", &bin, "work %di", "-a", "answer%return $retval"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = std::fs::read_to_string(t.path().join("uprobe_events")).expect("read");
+    assert_eq!(written, stdout(&dry));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("Added new events:\n  probe_probe_args:work (on work in "),
+        "{out}"
+    );
+    assert!(out.contains("(on answer%return in "), "{out}");
+    assert!(
+        out.contains("perf record -e probe_probe_args:answer__return -aR sleep 1"),
+        "{out}"
+    );
+
+    // The names are taken now: a second add refuses, -f adds _1.
+    let again = rprobe(t.path(), &["add", "-x", &bin, "work"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("probe_probe_args:work already exists"),
+        "{}",
+        stderr(&again)
+    );
+    let forced = rprobe(t.path(), &["add", "-n", "-f", "-x", &bin, "work"]);
+    assert!(
+        stdout(&forced).starts_with("p:probe_probe_args/work_1 "),
+        "{}",
+        stdout(&forced)
+    );
+
+    // One bad spec among good ones: nothing is written.
+    let before = std::fs::read_to_string(t.path().join("uprobe_events")).expect("read");
+    let bad = rprobe(
+        t.path(),
+        &["add", "-x", &bin, "g:a=add6 %di", "-a", "g:b=add6 %rdi"],
+    );
+    assert!(!bad.status.success());
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("uprobe_events")).expect("read"),
+        before
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_and_leaves_the_tree_alone() {
+    let fx = common::fixtures();
+    let t = fake_tracefs();
+    let bin = fx.o0.display().to_string();
+    let stripped = fx.stripped.display().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["add", "-x", &bin, "work\np:evil/x /bin/true:0x1"],
+            "control character '\\n' in probe spec at column 5",
+        ),
+        (vec!["add", "-x", &bin, "wrok"], "no function 'wrok'"),
+        (
+            vec!["add", "-x", &bin, "work x=%rdi"],
+            "unknown register %rdi at column 8: tracefs names it %di",
+        ),
+        (
+            vec!["add", "-x", &bin, "work +0(%di):strin"],
+            "unknown type 'strin' at column 14",
+        ),
+        (
+            vec!["add", "-x", "/no/such/binary", "work"],
+            "no such file: /no/such/binary",
+        ),
+        (
+            vec!["add", "-x", &stripped, "work"],
+            "the binary is stripped",
+        ),
+        (
+            vec!["add", "-x", &bin, "work $retval"],
+            "$retval exists only in return probes",
+        ),
+        (
+            vec!["add", "-x", &bin, "work %di:string"],
+            "a string needs a memory fetch",
+        ),
+        (
+            vec!["add", "-x", &bin, "work+100000"],
+            "beyond the end of work",
+        ),
+        (
+            vec![
+                "add",
+                "-x",
+                &bin,
+                &"work a=+0(+0(+0(+0(+0(+0(+0(+0(+0(+0(+0(+0(+0(+0(+0(+0(%di))))))))))))))))",
+            ],
+            "characters long",
+        ),
+        (
+            vec!["add", "-x", &bin, "work 1a=%di"],
+            "'1a' is not a valid argument name",
+        ),
+        (vec!["add", "-x", &bin], "no probe spec given"),
+    ];
+    for (args, needle) in cases {
+        let o = rprobe(t.path(), &args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: wanted {needle:?} in {err:?}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {err:?}"
+        );
+        assert!(err.starts_with("rprobe: "), "{err}");
+        let events = std::fs::read_to_string(t.path().join("uprobe_events")).expect("read");
+        assert_eq!(events, "", "{args:?} wrote something");
+    }
+}
+
+#[test]
+fn kprobes_dry_run_without_kprobe_events() {
+    // The README of a kernel without kprobes: --dry-run still prints, a real add says why not.
+    let t = fake_tracefs();
+    let o = rprobe(
+        t.path(),
+        &[
+            "add",
+            "-n",
+            "probe:do_sys=do_sys_openat2 dfd=%di:s32 filename=+0(%si):string",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("p:probe/do_sys do_sys_openat2 dfd=%di:s32 filename=+0(%si):string"),
+        "{}",
+        stdout(&o)
+    );
+    let o = rprobe(t.path(), &["add", "do_sys_openat2"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no kprobe_events (built without CONFIG_KPROBE_EVENTS)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn help_explains_itself_with_examples() {
+    let t = fake_tracefs();
+    let top = rprobe(t.path(), &["--help"]);
+    assert!(stdout(&top).contains("Examples:"), "{}", stdout(&top));
+    for cmd in ["add", "list", "del", "funcs", "doctor"] {
+        let o = rprobe(t.path(), &[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd}");
+        let text = stdout(&o);
+        assert!(
+            text.contains("Examples:") && text.contains(&format!("rprobe {cmd}")),
+            "{cmd}: {text}"
+        );
+    }
+}
+
+#[test]
+fn funcs_lists_the_symbol_table() {
+    let fx = common::fixtures();
+    let t = fake_tracefs();
+    let o = rprobe(t.path(), &["funcs", "-x", &fx.o0.display().to_string()]);
+    let names: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    for f in [
+        "add6",
+        "add8",
+        "answer",
+        "greeting",
+        "main",
+        "point_sum",
+        "work",
+    ] {
+        assert!(names.iter().any(|n| n == f), "{f} missing from {names:?}");
+    }
+    assert!(names.iter().all(|n| !n.starts_with('_')), "{names:?}");
+    let o = rprobe(
+        t.path(),
+        &["funcs", "-x", &fx.o0.display().to_string(), "add*"],
+    );
+    assert_eq!(stdout(&o), "add6\nadd8\n");
+}
