@@ -37,11 +37,22 @@ pub fn run(args: &FuncsArgs, out: &mut dyn Write) -> Result<()> {
         }
         None => {
             let tracefs = env::open_tracefs()?;
-            tracefs
-                .available_filter_functions()
-                .context("cannot list kernel functions")?
-                .into_iter()
-                .collect()
+            match tracefs.available_filter_functions() {
+                Ok(list) => list.into_iter().collect(),
+                Err(e) => {
+                    // Some kernels refuse this file even to root (seen: EPERM on 6.18).
+                    let syms = env::read_kallsyms()
+                        .with_context(|| format!("{e}; and /proc/kallsyms is unreadable"))?;
+                    eprintln!(
+                        "rprobe: {e}; listing /proc/kallsyms text symbols instead (kprobes \
+                         refuse the notrace ones among them)"
+                    );
+                    syms.into_iter()
+                        .filter(|s| s.is_text())
+                        .map(|s| s.name)
+                        .collect()
+                }
+            }
         }
     };
     for n in names {
