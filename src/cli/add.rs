@@ -65,10 +65,7 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
     // tracefs is optional for a dry run: the lines can be computed without it.
     let tracefs = match env::open_tracefs() {
         Ok(t) => Some(t),
-        Err(e) if args.dry_run => {
-            let _ = e;
-            None
-        }
+        Err(_) if args.dry_run => None,
         Err(e) => return Err(e),
     };
     let features = tracefs.as_ref().and_then(|t| t.features().ok());
@@ -156,11 +153,8 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
     for (i, d) in &defs {
         let spec = &parsed[*i];
         let mut line = format!("  {:<20} (on {}", d.name(), spec.point_text);
-        if let Some(exe) = &args.exec {
-            let _ = exe;
-            if let probes::Place::User { path, .. } = &d.place {
-                line.push_str(&format!(" in {path}"));
-            }
+        if let probes::Place::User { path, .. } = &d.place {
+            line.push_str(&format!(" in {path}"));
         }
         if !spec.args.is_empty() {
             line.push_str(" with");

@@ -165,7 +165,7 @@ pub fn resolve(
     };
     let mut args = Vec::with_capacity(spec.args.len());
     for (i, a) in spec.args.iter().enumerate() {
-        args.push(resolve_arg(a, i, kind, retprobe, offset, &opts.caps)?);
+        args.push(resolve_arg(a, i, kind, retprobe, &opts.caps)?);
     }
     let group = match (&spec.group, target) {
         (Some(g), _) => g.clone(),
@@ -529,7 +529,6 @@ fn resolve_arg(
     index: usize,
     kind: ProbeKind,
     retprobe: bool,
-    probe_offset: u64,
     caps: &Caps,
 ) -> Result<DefArg, SpecError> {
     let err = |problem: String, fix: &str| SpecError::at(a.pos, problem, fix);
@@ -595,7 +594,6 @@ fn resolve_arg(
             }
             ArgValue::Raw(f) => (f.clone(), format!("arg{}", index + 1), ty),
         };
-    let _ = probe_offset;
     check_fetch(&fetch, ty.as_ref(), kind, retprobe, caps).map_err(|(p, fix)| err(p, &fix))?;
     let fetch = if a.user && kind == ProbeKind::Kprobe {
         mark_user(fetch)
