@@ -116,10 +116,12 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
         None => {
             let kallsyms = env::read_kallsyms();
             let traceable = tracefs.as_ref().and_then(env::read_traceable);
+            let blacklist = env::read_kprobe_blacklist();
             for (i, spec) in parsed.iter().enumerate() {
                 let target = Target::Kernel {
                     kallsyms: kallsyms.as_deref(),
                     traceable: traceable.as_ref(),
+                    blacklist: blacklist.as_ref(),
                 };
                 let d = probes::resolve(spec, target, &mut opts)
                     .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;
@@ -177,5 +179,17 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
 /// kernel logged an `error_log` entry, two more lines show the definition with a caret under
 /// the part it refused.
 fn explain_rejection(e: TracefsError, d: &ProbeDef) -> anyhow::Error {
-    anyhow::anyhow!("cannot add {}: {}", d.name(), e.render_caret())
+    let full = e.render_caret();
+    let (first, rest) = match full.split_once('\n') {
+        Some((f, r)) => (f.to_string(), format!("\n{r}")),
+        None => (full.clone(), String::new()),
+    };
+    // The kernel says only this for functions it will not probe.
+    let hint = if d.kind == ProbeKind::Kprobe && first.contains("Failed to register probe event") {
+        " (the function is notrace, inlined away, or on the kprobe blacklist: see \
+         /sys/kernel/debug/kprobes/blacklist; probe a caller instead)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("cannot add {}: {first}{hint}{rest}", d.name())
 }

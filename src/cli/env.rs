@@ -107,6 +107,16 @@ pub fn read_traceable(tracefs: &Tracefs) -> Option<BTreeSet<String>> {
         .map(|v| v.into_iter().collect())
 }
 
+/// The kprobe blacklist from debugfs, when debugfs is mounted and readable.
+pub fn read_kprobe_blacklist() -> Option<BTreeSet<String>> {
+    let text = std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist").ok()?;
+    Some(
+        kallsyms::parse_kprobe_blacklist(&text)
+            .into_iter()
+            .collect(),
+    )
+}
+
 /// `group:event` of every kprobe and uprobe event that exists.
 pub fn existing_probe_names(tracefs: &Tracefs) -> BTreeSet<String> {
     let mut names = BTreeSet::new();

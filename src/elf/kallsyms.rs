@@ -58,6 +58,20 @@ pub fn text_base(syms: &[KernelSymbol]) -> Option<u64> {
         .map(|s| s.addr)
 }
 
+// 0xffffffff81001000-0xffffffff81001010	kprobe_int3_handler
+/// Function names on the kprobe blacklist (`/sys/kernel/debug/kprobes/blacklist`): an address
+/// range and a name per line. Kprobes refuse these with only "Failed to register probe event".
+pub fn parse_kprobe_blacklist(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_ascii_whitespace();
+            let range = it.next()?;
+            range.starts_with("0x").then_some(())?;
+            Some(it.next()?.to_string())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +90,15 @@ mod tests {
         assert_eq!(parse_line("zz T x"), None);
         assert_eq!(parse_line("ffff"), None);
         assert_eq!(parse_line("ffff T"), None);
+    }
+
+    #[test]
+    fn blacklist() {
+        let t = "0xffffffff81001000-0xffffffff81001010\tkprobe_int3_handler\n\
+                 0xffffffff81002000-0xffffffff81002040\tdo_int3 [x]\nbad\n0x1\n";
+        assert_eq!(
+            parse_kprobe_blacklist(t),
+            vec!["kprobe_int3_handler", "do_int3"]
+        );
     }
 }

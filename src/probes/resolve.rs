@@ -93,6 +93,8 @@ pub enum Target<'a> {
         kallsyms: Option<&'a [KernelSymbol]>,
         /// `available_filter_functions`, when readable: the functions kprobes accept.
         traceable: Option<&'a BTreeSet<String>>,
+        /// The kprobe blacklist, when readable (debugfs): functions kprobes refuse.
+        blacklist: Option<&'a BTreeSet<String>>,
     },
 }
 
@@ -161,7 +163,8 @@ pub fn resolve(
         Target::Kernel {
             kallsyms,
             traceable,
-        } => kernel_points(name, offset, kallsyms, traceable)?,
+            blacklist,
+        } => kernel_points(name, offset, kallsyms, traceable, blacklist)?,
     };
     let mut args = Vec::with_capacity(spec.args.len());
     for (i, a) in spec.args.iter().enumerate() {
@@ -451,6 +454,7 @@ fn kernel_points(
     offset: u64,
     kallsyms: Option<&[KernelSymbol]>,
     traceable: Option<&BTreeSet<String>>,
+    blacklist: Option<&BTreeSet<String>>,
 ) -> Result<Vec<(String, Place)>, SpecError> {
     let names: Vec<String> = if is_glob(name) {
         let from: Box<dyn Iterator<Item = &str>> = match (traceable, kallsyms) {
@@ -503,6 +507,14 @@ fn kernel_points(
                     format!("{hint}list what can be probed with 'rprobe funcs'"),
                 ));
             }
+        }
+        if blacklist.is_some_and(|b| b.contains(&n)) {
+            return Err(SpecError::at(
+                0,
+                format!("kernel function '{n}' cannot be probed: it is on the kprobe blacklist"),
+                "kprobes refuse functions kprobes themselves use (see \
+                 /sys/kernel/debug/kprobes/blacklist); probe its caller instead",
+            ));
         }
         if let Some(t) = traceable {
             if !t.contains(&n) {
@@ -927,6 +939,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
+        let bl: BTreeSet<String> = ["vfs_readv".to_string()].into();
         let k = |s: &str| {
             let spec = parse_spec(s).unwrap();
             resolve(
@@ -934,6 +947,7 @@ mod tests {
                 Target::Kernel {
                     kallsyms: Some(&ks),
                     traceable: Some(&tr),
+                    blacklist: Some(&bl),
                 },
                 &mut ResolveOptions::default(),
             )
@@ -955,7 +969,11 @@ mod tests {
             k("xt_func").unwrap(),
             vec!["p:probe/xt_func xt_mod:xt_func"]
         );
-        assert_eq!(k("vfs_read* x=+u0(%si):ustring").unwrap().len(), 2);
+        assert_eq!(k("vfs_rea? x=+u0(%si):ustring").unwrap().len(), 1);
+        assert!(k("vfs_readv")
+            .unwrap_err()
+            .to_string()
+            .contains("kprobe blacklist"));
         assert!(k("vfs_raed")
             .unwrap_err()
             .to_string()
@@ -972,6 +990,7 @@ mod tests {
             Target::Kernel {
                 kallsyms: None,
                 traceable: None,
+                blacklist: None,
             },
             &mut ResolveOptions::default(),
         )
