@@ -94,15 +94,25 @@ pub fn perf_event_paranoid() -> Option<i32> {
         .ok()
 }
 
-/// The kernel config from `/proc/config.gz`, when the kernel exposes it.
+/// The running kernel's config: `/proc/config.gz` when the kernel exposes it, else
+/// `/boot/config-$(uname -r)` as distributions install it.
 pub fn kernel_config() -> Option<String> {
     use std::io::Read;
-    let gz = std::fs::read("/proc/config.gz").ok()?;
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(gz.as_slice())
-        .read_to_string(&mut s)
-        .ok()?;
-    Some(s)
+    if let Ok(gz) = std::fs::read("/proc/config.gz") {
+        let mut s = String::new();
+        if flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_string(&mut s)
+            .is_ok()
+        {
+            return Some(s);
+        }
+    }
+    let release = nix::sys::utsname::uname()
+        .ok()?
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::read_to_string(format!("/boot/config-{release}")).ok()
 }
 
 /// Open and close one counting perf event on this process (`pid 0, cpu -1`), to learn
