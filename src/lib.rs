@@ -7,6 +7,7 @@
 //! prints.
 
 pub mod cli;
+pub mod debuginfo;
 pub mod elf;
 pub mod probes;
 #[cfg(target_os = "linux")]

@@ -1,0 +1,123 @@
+//! The vocabulary BTF and DWARF share: C types as a probe needs them, and the queries
+//! `probes` asks of either, so a field chain such as `file->f_path.dentry` is walked by one
+//! piece of code whichever debuginfo answered.
+//!
+//! Types are addressed by an opaque [`TypeId`] that only the source that gave it understands.
+//! [`TypeSource::peel`] skips typedefs and qualifiers (`const`, `volatile`, `restrict`, BTF
+//! type tags) and returns what is left as a [`CType`].
+
+/// An opaque handle on a type inside one [`TypeSource`] (a BTF type id, a DWARF DIE offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId(pub u64);
+
+/// A type with typedefs and qualifiers peeled off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CType {
+    /// `void` (also what an unknown or unsupported type resolves to).
+    Void,
+    /// An integer, `char` or `_Bool`.
+    Int {
+        /// Size in bytes.
+        size: u32,
+        /// Signed.
+        signed: bool,
+        /// A character type (`char`, `signed char`, `unsigned char`).
+        is_char: bool,
+    },
+    /// An enum (its size and whether it has negative values).
+    Enum {
+        /// Size in bytes.
+        size: u32,
+        /// Signed.
+        signed: bool,
+    },
+    /// A floating-point type.
+    Float {
+        /// Size in bytes.
+        size: u32,
+    },
+    /// A pointer to `target`.
+    Pointer {
+        /// What it points to (not peeled).
+        target: TypeId,
+    },
+    /// An array of `count` elements (`None`: flexible or unknown).
+    Array {
+        /// Element type (not peeled).
+        elem: TypeId,
+        /// Number of elements.
+        count: Option<u64>,
+    },
+    /// A struct (`is_union == false`) or union.
+    Struct {
+        /// Tag name, empty for anonymous ones.
+        name: String,
+        /// Size in bytes.
+        size: u32,
+        /// Union rather than struct.
+        is_union: bool,
+    },
+    /// A function type.
+    Function,
+}
+
+/// A struct or union member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Name, empty for an anonymous struct or union member.
+    pub name: String,
+    /// Type (not peeled).
+    pub ty: TypeId,
+    /// Offset from the start of the containing struct, in bits.
+    pub bit_offset: u64,
+    /// Width in bits for a bitfield, `None` otherwise.
+    pub bitfield_size: Option<u32>,
+}
+
+/// A named function parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// Name (may be empty when the source does not know it).
+    pub name: String,
+    /// Type (not peeled).
+    pub ty: TypeId,
+}
+
+/// A function's prototype.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuncProto {
+    /// Parameters in order.
+    pub params: Vec<Param>,
+    /// Return type; `None` for `void`.
+    pub ret: Option<TypeId>,
+}
+
+/// Answers from a debuginfo source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DebugInfoError {
+    /// No function of that name.
+    #[error("no function '{0}' in the debuginfo")]
+    NoFunction(String),
+    /// A type id that does not exist or could not be read.
+    #[error("bad type reference {0:?}")]
+    BadType(TypeId),
+    /// The data is corrupt or truncated.
+    #[error("corrupt debuginfo: {0}")]
+    Corrupt(String),
+}
+
+/// What `probes` asks of BTF or DWARF.
+pub trait TypeSource {
+    /// The prototype of function `name`.
+    fn function(&self, name: &str) -> Result<FuncProto, DebugInfoError>;
+    /// `ty` with typedefs and qualifiers skipped.
+    fn peel(&self, ty: TypeId) -> Result<CType, DebugInfoError>;
+    /// Size of `ty` in bytes (pointers are 8 on x86_64).
+    fn size_of(&self, ty: TypeId) -> Result<u64, DebugInfoError>;
+    /// Members of the struct or union `ty` (after peeling), in declaration order, anonymous
+    /// members included as they are (the walker searches them).
+    fn members(&self, ty: TypeId) -> Result<Vec<Member>, DebugInfoError>;
+    /// A C spelling of `ty` for messages and `rprobe vars` (`struct file *`, `size_t`).
+    fn type_name(&self, ty: TypeId) -> String;
+}
