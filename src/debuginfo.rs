@@ -121,3 +121,42 @@ pub trait TypeSource {
     /// A C spelling of `ty` for messages and `rprobe vars` (`struct file *`, `size_t`).
     fn type_name(&self, ty: TypeId) -> String;
 }
+
+/// Where a variable lives at a given address, in DWARF register numbers (x86_64: 0 %ax,
+/// 1 %dx, 2 %cx, 3 %bx, 4 %si, 5 %di, 6 %bp, 7 %sp, 8–15 %r8–%r15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Location {
+    /// In a register (`DW_OP_regN`).
+    Reg(u16),
+    /// In memory at register + offset (`DW_OP_bregN`, or `DW_OP_fbreg` with the frame base
+    /// resolved to a register, e.g. the CFA as `%sp + 8` at function entry on x86_64).
+    Mem {
+        /// DWARF register number.
+        reg: u16,
+        /// Byte offset.
+        offset: i64,
+    },
+    /// In memory at a link-time address (`DW_OP_addr`): a global or static.
+    Addr(u64),
+    /// A constant value (`DW_AT_const_value`).
+    Const(i64),
+    /// No location at this address (optimized out here).
+    OptimizedOut,
+    /// A location rprobe cannot express as a fetch arg (pieces, `DW_OP_stack_value`,
+    /// `DW_OP_entry_value`, arithmetic), with the operation named.
+    Unsupported(String),
+}
+
+/// A parameter or local variable visible at an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    /// Name.
+    pub name: String,
+    /// Type (not peeled).
+    pub ty: TypeId,
+    /// Where it is at the address asked about.
+    pub location: Location,
+    /// A formal parameter (else a local).
+    pub is_param: bool,
+}
