@@ -122,6 +122,7 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
                     kallsyms: kallsyms.as_deref(),
                     traceable: traceable.as_ref(),
                     blacklist: blacklist.as_ref(),
+                    types: None,
                 };
                 let d = probes::resolve(spec, target, &mut opts)
                     .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;

@@ -6,6 +6,7 @@
 //! it is pure, so every step is tested without a kernel; see `reference/probe-events.md` for
 //! the kernel and perf facts it implements.
 
+pub mod chain;
 pub mod def;
 pub mod error;
 pub mod fetch;

@@ -22,11 +22,13 @@
 //! on). `argN:string` reads the string the argument points to (`+0(%di):string`), as perf
 //! does for a `char *` variable.
 
+use super::chain::resolve_chain;
 use super::def::{DefArg, Place, ProbeDef, ProbeKind};
 use super::error::SpecError;
 use super::fetch::{FetchArg, FetchType};
 use super::regs::SYSV_ARGS;
-use super::spec::{ArgType, ArgValue, FuncAt, ProbeArg, ProbePoint, ProbeSpec};
+use super::spec::{ArgType, ArgValue, Field, FuncAt, ProbeArg, ProbePoint, ProbeSpec};
+use crate::debuginfo::{TypeId, TypeSource};
 use crate::elf::kallsyms::KernelSymbol;
 use crate::elf::SymbolTable;
 use std::collections::BTreeSet;
@@ -78,7 +80,7 @@ impl Default for Caps {
 }
 
 /// The binary or kernel a spec is resolved against.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum Target<'a> {
     /// A user binary.
     User {
@@ -95,6 +97,8 @@ pub enum Target<'a> {
         traceable: Option<&'a BTreeSet<String>>,
         /// The kprobe blacklist, when readable (debugfs): functions kprobes refuse.
         blacklist: Option<&'a BTreeSet<String>>,
+        /// Kernel types (BTF, or DWARF of a vmlinux), for arguments by name.
+        types: Option<&'a dyn TypeSource>,
     },
 }
 
@@ -164,12 +168,13 @@ pub fn resolve(
             kallsyms,
             traceable,
             blacklist,
+            ..
         } => kernel_points(name, offset, kallsyms, traceable, blacklist)?,
     };
-    let mut args = Vec::with_capacity(spec.args.len());
-    for (i, a) in spec.args.iter().enumerate() {
-        args.push(resolve_arg(a, i, kind, retprobe, &opts.caps)?);
-    }
+    let types = match target {
+        Target::Kernel { types, .. } => types,
+        Target::User { .. } => None,
+    };
     let group = match (&spec.group, target) {
         (Some(g), _) => g.clone(),
         (None, Target::Kernel { .. }) => "probe".to_string(),
@@ -181,6 +186,18 @@ pub fn resolve(
             Some(e) => e.clone(),
             None => event_base(&realname),
         };
+        let ctx = ArgContext {
+            func: &realname,
+            kind,
+            retprobe,
+            offset,
+            caps: &opts.caps,
+            types,
+        };
+        let mut args = Vec::with_capacity(spec.args.len());
+        for a in &spec.args {
+            args.extend(resolve_arg(a, args.len(), &ctx)?);
+        }
         let event = pick_event_name(&group, &base, retprobe, opts, i > 0 || opts.force)?;
         opts.existing.insert(format!("{group}:{event}"));
         let def = ProbeDef {
@@ -189,7 +206,7 @@ pub fn resolve(
             group: group.clone(),
             event,
             place,
-            args: args.clone(),
+            args,
         };
         def.validate()?;
         defs.push(def);
@@ -536,13 +553,78 @@ fn kernel_points(
     Ok(out)
 }
 
-fn resolve_arg(
-    a: &ProbeArg,
-    index: usize,
+/// What an argument is resolved against.
+struct ArgContext<'a> {
+    /// The function the probe is in.
+    func: &'a str,
     kind: ProbeKind,
     retprobe: bool,
-    caps: &Caps,
-) -> Result<DefArg, SpecError> {
+    /// Bytes past the function's entry.
+    offset: u64,
+    caps: &'a Caps,
+    types: Option<&'a dyn TypeSource>,
+}
+
+/// Offsets in `struct pt_regs` of the registers that carry syscall arguments 1..6 on x86_64
+/// (`di si dx r10 r8 r9`).
+const SYSCALL_ARG_REGS: [&str; 6] = ["di", "si", "dx", "r10", "r8", "r9"];
+
+/// The parameters of `func` and how to reach each one's value at the entry: BTF/DWARF
+/// prototype plus the calling convention. Syscall wrappers (`__x64_sys_NAME`) take a
+/// `struct pt_regs *` in `%di`; their arguments are named after the syscall's own parameters
+/// (`__se_sys_NAME`/`__do_sys_NAME` in BTF) and read from that `pt_regs`, from user memory.
+struct KernelParam {
+    name: String,
+    ty: TypeId,
+    /// The parameter's value at the entry.
+    base: FetchArg,
+}
+
+/// The parameters, and whether they are a syscall's, read from user space.
+fn kernel_params(types: &dyn TypeSource, func: &str) -> Option<(Vec<KernelParam>, bool)> {
+    if let Some(sys) = func.strip_prefix("__x64_sys_") {
+        let proto = ["__se_sys_", "__do_sys_"]
+            .iter()
+            .find_map(|p| types.function(&format!("{p}{sys}")).ok());
+        if let Some(proto) = proto {
+            let params = proto
+                .params
+                .into_iter()
+                .zip(SYSCALL_ARG_REGS)
+                .map(|(p, r)| {
+                    let off = super::regs::pt_regs_offset(r).unwrap_or(0);
+                    KernelParam {
+                        name: p.name,
+                        ty: p.ty,
+                        base: FetchArg::Reg("di").deref(i64::from(off), false),
+                    }
+                })
+                .collect();
+            return Some((params, true));
+        }
+    }
+    let proto = types.function(func).ok()?;
+    let params = proto
+        .params
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let base = match SYSV_ARGS.get(i) {
+                Some(r) => FetchArg::Reg(r),
+                None => FetchArg::Stack(i as u32 - 5),
+            };
+            KernelParam {
+                name: p.name,
+                ty: p.ty,
+                base,
+            }
+        })
+        .collect();
+    Some((params, false))
+}
+
+fn resolve_arg(a: &ProbeArg, index: usize, ctx: &ArgContext<'_>) -> Result<Vec<DefArg>, SpecError> {
+    let (kind, retprobe, caps) = (ctx.kind, ctx.retprobe, ctx.caps);
     let err = |problem: String, fix: &str| SpecError::at(a.pos, problem, fix);
     let ty = match &a.ty {
         None => None,
@@ -553,70 +635,167 @@ fn resolve_arg(
             _ => FetchType::X(64),
         }),
     };
-    let (fetch, name, ty) =
-        match &a.value {
-            ArgValue::Params | ArgValue::Vars => {
-                return Err(err(
-                    format!(
-                        "{} needs DWARF debuginfo, which rprobe cannot read yet",
-                        a.text
-                    ),
-                    "name the arguments: arg1..arg6 or raw fetch args such as %di",
-                ))
-            }
-            ArgValue::Var { name, fields } => {
-                let n = name
-                    .strip_prefix("arg")
-                    .and_then(|d| d.parse::<usize>().ok());
-                let reg = n
-                    .and_then(|n| n.checked_sub(1))
-                    .and_then(|i| SYSV_ARGS.get(i));
-                match (reg, fields.is_empty()) {
-                    (Some(reg), true) => {
-                        if retprobe {
-                            return Err(err(
-                                format!(
-                                    "{name} is an entry argument and a return probe cannot read it"
-                                ),
-                                "use $retval, or probe the entry",
-                            ));
-                        }
-                        let reg = FetchArg::Reg(reg);
-                        let (fetch, ty) = match ty {
-                            // A string argument is a pointer to the string: read through it.
-                            Some(t) if t.is_string() => (reg.deref(0, false), Some(t)),
-                            t => (reg, t),
-                        };
-                        let default_name = match &a.ty {
-                            Some(t) => format!("{name}_{t}"),
-                            None => name.clone(),
-                        };
-                        (fetch, sanitize_name(&default_name), ty)
-                    }
-                    _ => return Err(err(
-                        format!(
-                            "'{}' is a C variable: resolving variables and fields needs DWARF or \
-                             BTF, which rprobe cannot read yet",
-                            a.text
-                        ),
-                        "use arg1..arg6 for the first six arguments, or a raw fetch arg such as \
-                         +8(%di):u64",
-                    )),
-                }
-            }
-            ArgValue::Raw(f) => (f.clone(), format!("arg{}", index + 1), ty),
+    // Arguments by name through kernel types.
+    let by_name = match (&a.value, ctx.types) {
+        (ArgValue::Var { name, .. }, Some(t)) => {
+            kernel_params(t, ctx.func).filter(|(ps, _)| ps.iter().any(|p| &p.name == name))
+        }
+        (ArgValue::Params, Some(t)) => kernel_params(t, ctx.func),
+        _ => None,
+    };
+    if let (Some((params, syscall)), Some(types)) = (by_name, ctx.types) {
+        if retprobe || ctx.offset != 0 {
+            return Err(err(
+                format!(
+                    "'{}' is a parameter: BTF gives parameters only at the function's entry",
+                    a.text
+                ),
+                "probe the entry (no %return, no +OFFS), or use raw fetch args",
+            ));
+        }
+        let wanted: Vec<&KernelParam> = match &a.value {
+            ArgValue::Var { name, .. } => params.iter().filter(|p| &p.name == name).collect(),
+            _ => params.iter().collect(),
         };
+        let fields: &[Field] = match &a.value {
+            ArgValue::Var { fields, .. } => fields,
+            _ => &[],
+        };
+        let mut out = Vec::new();
+        for KernelParam {
+            name: pname,
+            ty: pty,
+            base,
+        } in wanted
+        {
+            let want = match &a.ty {
+                Some(ArgType::Fetch(t)) => Some(t.clone()),
+                _ => None,
+            };
+            let r = resolve_chain(
+                types,
+                pname,
+                base.clone(),
+                *pty,
+                fields,
+                want.as_ref(),
+                a.user || syscall,
+                a.pos,
+            )?;
+            let mut fty = r.ty;
+            if let Some(ArgType::Cast(c)) = &a.ty {
+                fty = recast(&fty, *c);
+            }
+            let name = match (&a.name, &a.value, &a.ty) {
+                (Some(n), _, _) => n.clone(),
+                (None, ArgValue::Var { fields, .. }, Some(t)) if fields.is_empty() => {
+                    sanitize_name(&format!("{pname}_{t}"))
+                }
+                _ => r.name,
+            };
+            check_fetch(&r.fetch, Some(&fty), kind, retprobe, caps)
+                .map_err(|(p, fix)| err(p, &fix))?;
+            out.push(DefArg {
+                name,
+                fetch: r.fetch,
+                ty: Some(fty),
+            });
+        }
+        return Ok(out);
+    }
+    let (fetch, name, ty) = match &a.value {
+        ArgValue::Params | ArgValue::Vars => {
+            return Err(err(
+                format!(
+                    "{} needs DWARF debuginfo, which rprobe cannot read yet",
+                    a.text
+                ),
+                "name the arguments: arg1..arg6 or raw fetch args such as %di (kernel \
+                     probes expand $params from BTF)",
+            ))
+        }
+        ArgValue::Var { name, fields } => {
+            let n = name
+                .strip_prefix("arg")
+                .and_then(|d| d.parse::<usize>().ok());
+            let reg = n
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| SYSV_ARGS.get(i));
+            match (reg, fields.is_empty()) {
+                (Some(reg), true) => {
+                    if retprobe {
+                        return Err(err(
+                            format!(
+                                "{name} is an entry argument and a return probe cannot read it"
+                            ),
+                            "use $retval, or probe the entry",
+                        ));
+                    }
+                    let reg = FetchArg::Reg(reg);
+                    let (fetch, ty) = match ty {
+                        // A string argument is a pointer to the string: read through it.
+                        Some(t) if t.is_string() => (reg.deref(0, false), Some(t)),
+                        t => (reg, t),
+                    };
+                    let default_name = match &a.ty {
+                        Some(t) => format!("{name}_{t}"),
+                        None => name.clone(),
+                    };
+                    (fetch, sanitize_name(&default_name), ty)
+                }
+                _ => return Err(unknown_variable(a, name, ctx)),
+            }
+        }
+        ArgValue::Raw(f) => (f.clone(), format!("arg{}", index + 1), ty),
+    };
     check_fetch(&fetch, ty.as_ref(), kind, retprobe, caps).map_err(|(p, fix)| err(p, &fix))?;
     let fetch = if a.user && kind == ProbeKind::Kprobe {
         mark_user(fetch)
     } else {
         fetch
     };
-    Ok(DefArg {
-        name: a.name.clone().unwrap_or(name),
-        fetch,
-        ty,
-    })
+    let name = a.name.clone().unwrap_or(name);
+    Ok(vec![DefArg { name, fetch, ty }])
+}
+
+/// Why a variable name could not be resolved, and what would work.
+fn unknown_variable(a: &ProbeArg, name: &str, ctx: &ArgContext<'_>) -> SpecError {
+    let fix = "use arg1..arg6 for the first six arguments, or a raw fetch arg such as +8(%di):u64";
+    let problem =
+        match (ctx.kind, ctx.types) {
+            (ProbeKind::Uprobe, _) => format!(
+            "'{}' names a variable: variables of user programs need DWARF, which rprobe cannot \
+             read yet",
+            a.text
+        ),
+            (ProbeKind::Kprobe, None) => format!(
+                "'{}' names a variable, and no kernel BTF is available to resolve it \
+             (/sys/kernel/btf/vmlinux, or --btf FILE)",
+                a.text
+            ),
+            (ProbeKind::Kprobe, Some(t)) => match kernel_params(t, ctx.func) {
+                Some((ps, _)) => format!(
+                "{} has no parameter '{name}' (BTF has no local variables); its parameters are: {}",
+                ctx.func,
+                ps.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+                None => format!("BTF has no prototype for {}", ctx.func),
+            },
+        };
+    SpecError::at(a.pos, problem, fix)
+}
+
+/// perf's size-keeping casts: `:u`, `:s`, `:x` change the sign or radix of the default type.
+fn recast(t: &FetchType, c: char) -> FetchType {
+    let bits = match t {
+        FetchType::U(b) | FetchType::S(b) | FetchType::X(b) => *b,
+        other => return other.clone(),
+    };
+    match c {
+        'u' => FetchType::U(bits),
+        's' => FetchType::S(bits),
+        _ => FetchType::X(bits),
+    }
 }
 
 /// `@user`: every load in the chain reads user memory.
@@ -917,7 +1096,7 @@ mod tests {
         assert!(msg("readline %di:string").contains("needs a memory fetch"));
         assert!(msg("readline %di:x8[4]").contains("arrays need a memory fetch"));
         assert!(msg("readline +0(%di):symbol").contains("kernel probes"));
-        assert!(msg("readline req->url").contains("C variable"));
+        assert!(msg("readline req->url").contains("need DWARF"));
         assert!(msg("readline $params").contains("DWARF"));
         assert!(msg("readline%return arg1").contains("return probe"));
         assert!(msg("readline $comm:u32").contains("$comm is a string"));
@@ -948,6 +1127,7 @@ mod tests {
                     kallsyms: Some(&ks),
                     traceable: Some(&tr),
                     blacklist: Some(&bl),
+                    types: None,
                 },
                 &mut ResolveOptions::default(),
             )
@@ -991,6 +1171,7 @@ mod tests {
                 kallsyms: None,
                 traceable: None,
                 blacklist: None,
+                types: None,
             },
             &mut ResolveOptions::default(),
         )
@@ -999,6 +1180,94 @@ mod tests {
             d[0].line(),
             "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string"
         );
+    }
+
+    #[test]
+    fn kernel_arguments_by_name_from_types() {
+        use crate::debuginfo::{CType, FuncProto, Param};
+        let (mut f, _) = crate::probes::chain::tests::kernel_like();
+        let int = f.add(
+            "int",
+            CType::Int {
+                size: 4,
+                signed: true,
+                is_char: false,
+            },
+            4,
+        );
+        let ch = f.add(
+            "char",
+            CType::Int {
+                size: 1,
+                signed: true,
+                is_char: true,
+            },
+            1,
+        );
+        let cstr = f.add("const char *", CType::Pointer { target: ch }, 8);
+        f.funcs.insert(
+            "__se_sys_openat".into(),
+            FuncProto {
+                params: vec![
+                    Param {
+                        name: "dfd".into(),
+                        ty: int,
+                    },
+                    Param {
+                        name: "filename".into(),
+                        ty: cstr,
+                    },
+                    Param {
+                        name: "flags".into(),
+                        ty: int,
+                    },
+                ],
+                ret: None,
+            },
+        );
+        let k = |s: &str| {
+            let spec = parse_spec(s).unwrap();
+            let t = Target::Kernel {
+                kallsyms: None,
+                traceable: None,
+                blacklist: None,
+                types: Some(&f),
+            };
+            resolve(&spec, t, &mut ResolveOptions::default())
+                .map(|d| d.iter().map(ProbeDef::line).collect::<Vec<_>>().join("\n"))
+        };
+        assert_eq!(
+            k("vfs_read file->f_path.dentry->d_name.name:string count").unwrap(),
+            "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string count=%dx:x64"
+        );
+        assert_eq!(
+            k("vfs_read count:u buf").unwrap(),
+            "p:probe/vfs_read vfs_read count_u=%dx:u64 buf=%si:x64"
+        );
+        assert_eq!(
+            k("vfs_read $params").unwrap(),
+            "p:probe/vfs_read vfs_read file=%di:x64 buf=%si:x64 count=%dx:x64"
+        );
+        assert_eq!(
+            k("__x64_sys_openat filename:string dfd").unwrap(),
+            "p:probe/__x64_sys_openat __x64_sys_openat filename_string=+0(+104(%di)):ustring \
+             dfd=+112(%di):s32"
+        );
+        // Names still take arg1..arg6 and raw args beside them.
+        assert_eq!(
+            k("vfs_read arg3 %si").unwrap(),
+            "p:probe/vfs_read vfs_read arg3=%dx arg2=%si"
+        );
+        let e = k("vfs_read%return file->f_path").unwrap_err();
+        assert!(
+            e.to_string().contains("only at the function's entry"),
+            "{e}"
+        );
+        let e = k("vfs_read nosuch").unwrap_err();
+        assert!(e.to_string().contains("no parameter 'nosuch'"), "{e}");
+        assert!(e.to_string().contains("file, buf, count"), "{e}");
+        let e = k("vfs_read file.f_path").unwrap_err();
+        assert!(e.fix.contains("file->f_path"), "{e}");
     }
 
     #[test]
