@@ -9,6 +9,7 @@
 pub mod btf;
 pub mod cli;
 pub mod debuginfo;
+pub mod dwarf;
 pub mod elf;
 pub mod probes;
 #[cfg(target_os = "linux")]

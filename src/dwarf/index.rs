@@ -1,0 +1,194 @@
+//! The name index: function name → every concrete and inlined instance.
+//!
+//! Built once, on the first lookup by name, by walking the DIEs of every unit in order with
+//! gimli's `EntriesRaw`: attributes are decoded only for `DW_TAG_subprogram` and
+//! `DW_TAG_inlined_subroutine` and skipped (by form size) for everything else. Names of
+//! instances that carry none of their own (`DW_AT_abstract_origin` to an abstract instance,
+//! `DW_AT_specification` to a declaration) are resolved after the walk from the names seen
+//! during it, so no DIE is read twice.
+//!
+//! Why not an accelerator table: gcc emits no `.debug_names` (clang does with `-gpubnames`),
+//! `.debug_gnu_pubnames` lists only external functions and no inlined instances, and
+//! `.debug_aranges` answers "which unit covers this address", not "where is this name".
+//! The walk costs about 30 ms over glibc's 9 MB of `.debug_info` (see tests).
+
+use std::collections::HashMap;
+
+use gimli::{AttributeValue, UnitOffset};
+
+use super::error::DwarfError;
+use super::Dwarf;
+
+/// One instance of a function in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Instance {
+    /// The instance's DIE (`.debug_info` offset).
+    pub(crate) die: u64,
+    /// Its unit.
+    pub(crate) unit: usize,
+    /// A `DW_TAG_inlined_subroutine` (else a subprogram with code).
+    pub(crate) inlined: bool,
+    /// The concrete subprogram whose frame the instance runs in (itself unless inlined).
+    pub(crate) frame_die: u64,
+}
+
+/// Function names to their instances, each list in `.debug_info` order.
+#[derive(Debug, Default)]
+pub(crate) struct NameIndex {
+    pub(crate) by_name: HashMap<String, Vec<Instance>>,
+    /// Units that could not be walked, with why; their functions are missing.
+    pub(crate) errors: Vec<DwarfError>,
+}
+
+/// What the walk keeps of an instance before names are resolved.
+struct Pending {
+    inst: Instance,
+    name: Option<String>,
+    origin: Option<u64>,
+}
+
+/// Tombstones linkers write for code they dropped (0 with old ld, -1 / -2 with newer lld and
+/// ld for `.debug_info` and `.debug_loc`/`ranges`).
+fn is_tombstone(addr: u64) -> bool {
+    addr == 0 || addr >= u64::MAX - 1
+}
+
+impl<'a> Dwarf<'a> {
+    /// The name index, built on first use.
+    pub(crate) fn index(&self) -> Result<&NameIndex, DwarfError> {
+        self.index
+            .get_or_init(|| Ok(self.build_index()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn build_index(&self) -> NameIndex {
+        let mut names: HashMap<u64, String> = HashMap::new();
+        let mut origins: HashMap<u64, u64> = HashMap::new();
+        let mut pending = Vec::new();
+        let mut errors = Vec::new();
+        for idx in 0..self.units.len() {
+            if let Err(e) = self.walk_unit(idx, &mut names, &mut origins, &mut pending) {
+                errors.push(e);
+            }
+        }
+        let mut by_name: HashMap<String, Vec<Instance>> = HashMap::new();
+        for p in pending {
+            let name = p.name.or_else(|| {
+                let mut cur = p.origin?;
+                for _ in 0..8 {
+                    if let Some(n) = names.get(&cur) {
+                        return Some(n.clone());
+                    }
+                    cur = *origins.get(&cur)?;
+                }
+                None
+            });
+            if let Some(name) = name {
+                by_name.entry(name).or_default().push(p.inst);
+            }
+        }
+        NameIndex { by_name, errors }
+    }
+
+    fn walk_unit(
+        &self,
+        idx: usize,
+        names: &mut HashMap<u64, String>,
+        origins: &mut HashMap<u64, u64>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(), DwarfError> {
+        let unit = self.unit(idx)?;
+        let base = self.units.get(idx).map_or(0, |u| u.offset);
+        let err = |source| DwarfError::Unit { unit: base, source };
+        let mut raw = unit.entries_raw(None).map_err(err)?;
+        // Concrete subprograms enclosing the current DIE: (depth, offset).
+        let mut frames: Vec<(isize, u64)> = Vec::new();
+        while !raw.is_empty() {
+            let depth = raw.next_depth();
+            let rel: UnitOffset<usize> = raw.next_offset();
+            let Some(abbrev) = raw.read_abbreviation().map_err(err)? else {
+                continue;
+            };
+            let tag = abbrev.tag();
+            if tag != gimli::DW_TAG_subprogram && tag != gimli::DW_TAG_inlined_subroutine {
+                raw.skip_attributes(abbrev.attributes()).map_err(err)?;
+                continue;
+            }
+            let off = self.global(idx, rel);
+            let mut name = None;
+            let mut origin = None;
+            let mut has_code = false;
+            let mut declaration = false;
+            for spec in abbrev.attributes() {
+                let attr = raw.read_attribute(*spec).map_err(err)?;
+                match attr.name() {
+                    gimli::DW_AT_name => {
+                        name = self
+                            .dwarf
+                            .attr_string(unit, attr.value())
+                            .ok()
+                            .and_then(|s| {
+                                gimli::Reader::to_string_lossy(&s)
+                                    .ok()
+                                    .map(|s| s.into_owned())
+                            });
+                    }
+                    gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
+                        origin = match attr.value() {
+                            AttributeValue::UnitRef(o) => Some(self.global(idx, o)),
+                            AttributeValue::DebugInfoRef(o) => Some(o.0 as u64),
+                            _ => origin,
+                        };
+                    }
+                    gimli::DW_AT_low_pc => {
+                        has_code = matches!(
+                            self.dwarf.attr_address(unit, attr.value()),
+                            Ok(Some(a)) if !is_tombstone(a)
+                        );
+                    }
+                    gimli::DW_AT_ranges => has_code = true,
+                    gimli::DW_AT_declaration => declaration = true,
+                    _ => {}
+                }
+            }
+            while frames.last().is_some_and(|(d, _)| *d >= depth) {
+                frames.pop();
+            }
+            if tag == gimli::DW_TAG_subprogram {
+                if let Some(n) = &name {
+                    names.insert(off, n.clone());
+                }
+                if let Some(o) = origin {
+                    origins.insert(off, o);
+                }
+                if has_code && !declaration {
+                    frames.push((depth, off));
+                    pending.push(Pending {
+                        inst: Instance {
+                            die: off,
+                            unit: idx,
+                            inlined: false,
+                            frame_die: off,
+                        },
+                        name,
+                        origin,
+                    });
+                }
+            } else if has_code {
+                let frame_die = frames.last().map_or(off, |(_, f)| *f);
+                pending.push(Pending {
+                    inst: Instance {
+                        die: off,
+                        unit: idx,
+                        inlined: true,
+                        frame_die,
+                    },
+                    name,
+                    origin,
+                });
+            }
+        }
+        Ok(())
+    }
+}
