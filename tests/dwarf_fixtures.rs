@@ -759,3 +759,89 @@ fn libc_from_libc6_dbg() {
     assert_eq!(proto.params.len(), 1);
     assert_eq!(dw.type_name(proto.params[0].ty), "size_t");
 }
+
+/// File ranges of the sections a mutation should hit: DWARF and call frame information.
+fn dwarf_ranges(elf: &[u8]) -> Vec<(usize, usize)> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(elf).expect("fixture is ELF");
+    file.sections()
+        .filter(|s| {
+            s.name()
+                .is_ok_and(|n| n.starts_with(".debug") || n.starts_with(".eh_frame"))
+        })
+        .filter_map(|s| s.file_range())
+        .map(|(off, len)| (off as usize, (off + len) as usize))
+        .filter(|(b, e)| b < e)
+        .collect()
+}
+
+/// Every query the DWARF module answers, on whatever `bytes` parse to. Results are ignored:
+/// only panics and hangs matter.
+fn exercise(bytes: &[u8]) {
+    let Ok(dw) = Dwarf::parse(bytes) else { return };
+    let _ = dw.function_names();
+    for name in ["mix", "scale", "sum_flags", "main"] {
+        if let Ok(proto) = dw.function(name) {
+            for p in proto.params.iter().take(4) {
+                let mut ty = p.ty;
+                for _ in 0..6 {
+                    let _ = dw.type_name(ty);
+                    let _ = dw.size_of(ty);
+                    if let Ok(ms) = dw.members(ty) {
+                        for m in ms.iter().take(20) {
+                            let _ = dw.type_name(m.ty);
+                            let _ = dw.peel(m.ty);
+                        }
+                    }
+                    ty = match dw.peel(ty) {
+                        Ok(CType::Pointer { target }) => target,
+                        Ok(CType::Array { elem, .. }) => elem,
+                        _ => break,
+                    };
+                }
+            }
+        }
+        for inst in dw.functions(name).unwrap_or_default().iter().take(4) {
+            let _ = dw.variables_at(inst, inst.entry_pc);
+            if let Some(pc) = inst.prologue_end {
+                let _ = dw.variables_at(inst, pc);
+            }
+            let _ = dw.function_line(inst);
+        }
+    }
+    let _ = dw.lines_for("dwarf_types.c", 80);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// Random byte changes inside the DWARF sections of every fixture never panic.
+    #[test]
+    fn mutated_fixtures_never_panic(
+        variant in 0usize..4,
+        edits in proptest::collection::vec((0usize..usize::MAX, 0u8..=255), 1..24),
+    ) {
+        let f = &fixtures()[variant];
+        let ranges = dwarf_ranges(&f.bytes);
+        let total: usize = ranges.iter().map(|(b, e)| e - b).sum();
+        let mut bytes = f.bytes.clone();
+        for (pos, val) in edits {
+            let mut at = pos % total.max(1);
+            for (b, e) in &ranges {
+                if at < e - b {
+                    bytes[b + at] = val;
+                    break;
+                }
+                at -= e - b;
+            }
+        }
+        exercise(&bytes);
+    }
+
+    /// Any prefix of a fixture parses or fails cleanly.
+    #[test]
+    fn truncated_fixtures_never_panic(variant in 0usize..4, cut in 0usize..usize::MAX) {
+        let f = &fixtures()[variant];
+        exercise(&f.bytes[..cut % f.bytes.len()]);
+    }
+}

@@ -10,7 +10,10 @@
 //! Why not an accelerator table: gcc emits no `.debug_names` (clang does with `-gpubnames`),
 //! `.debug_gnu_pubnames` lists only external functions and no inlined instances, and
 //! `.debug_aranges` answers "which unit covers this address", not "where is this name".
-//! The walk costs about 30 ms over glibc's 9 MB of `.debug_info` (see tests).
+//! Measured (release build, this VM): glibc 2.36's debug file from `libc6-dbg`, 2063 units
+//! and 5.8 MB of `.debug_info`, indexes in 32–43 ms (4683 names); `Dwarf::parse` of that file
+//! takes about 1 ms when its sections are plain and about 43 ms as shipped, zlib-compressed,
+//! which is all inflation. A fixture of one unit indexes in about 15 µs.
 
 use std::collections::HashMap;
 

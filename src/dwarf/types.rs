@@ -22,6 +22,8 @@ use crate::debuginfo::{CType, DebugInfoError, FuncProto, Member, Param, TypeId, 
 
 /// Qualifier and typedef chains longer than this are treated as a cycle.
 const MAX_DEPTH: usize = 32;
+/// DIEs [`TypeSource::type_name`] visits at most for one name.
+const MAX_NAME_STEPS: usize = 256;
 const DIM_SHIFT: u32 = 48;
 const OFF_MASK: u64 = (1 << DIM_SHIFT) - 1;
 
@@ -140,11 +142,14 @@ impl<'a> Dwarf<'a> {
         }
     }
 
-    fn name_rec(&self, ty: TypeId, depth: usize) -> String {
+    fn name_rec(&self, ty: TypeId, steps: &mut usize) -> String {
         if ty.0 == 0 {
             return "void".into();
         }
-        if depth > MAX_DEPTH {
+        // A budget of DIEs visited, not a depth: function types branch on each parameter,
+        // so corrupt self-referencing ones would otherwise blow up exponentially.
+        *steps += 1;
+        if *steps > MAX_NAME_STEPS {
             return "?".into();
         }
         let Ok((die, dim)) = self.type_die(ty) else {
@@ -174,10 +179,10 @@ impl<'a> Dwarf<'a> {
                 let target = inner();
                 if let Ok((t, _)) = self.type_die(target) {
                     if t.tag() == dw::DW_TAG_subroutine_type {
-                        return self.fn_name(&t, &format!("({sigil})"), depth);
+                        return self.fn_name(&t, &format!("({sigil})"), steps);
                     }
                 }
-                let base = self.name_rec(target, depth + 1);
+                let base = self.name_rec(target, steps);
                 if base.ends_with(['*', '&']) {
                     format!("{base}{sigil}")
                 } else {
@@ -194,7 +199,7 @@ impl<'a> Dwarf<'a> {
                     dw::DW_TAG_restrict_type => "restrict",
                     _ => "_Atomic",
                 };
-                let base = self.name_rec(inner(), depth + 1);
+                let base = self.name_rec(inner(), steps);
                 if base.ends_with('*') {
                     format!("{base}{kw}")
                 } else {
@@ -203,7 +208,7 @@ impl<'a> Dwarf<'a> {
             }
             dw::DW_TAG_array_type => {
                 let dims = self.array_dims(&die).unwrap_or_default();
-                let mut s = self.name_rec(inner(), depth + 1);
+                let mut s = self.name_rec(inner(), steps);
                 for d in dims.iter().skip(usize::try_from(dim).unwrap_or(usize::MAX)) {
                     match d {
                         Some(n) => s.push_str(&format!("[{n}]")),
@@ -212,19 +217,19 @@ impl<'a> Dwarf<'a> {
                 }
                 s
             }
-            dw::DW_TAG_subroutine_type => self.fn_name(&die, "", depth),
+            dw::DW_TAG_subroutine_type => self.fn_name(&die, "", steps),
             _ => named(""),
         }
     }
 
     /// `RET NAME(ARGS)` for a subroutine type, NAME being `(*)` for a pointer to one.
-    fn fn_name(&self, die: &Die<'a>, declarator: &str, depth: usize) -> String {
-        let ret = self.name_rec(type_id(self.ref_attr(die, dw::DW_AT_type)), depth + 1);
+    fn fn_name(&self, die: &Die<'a>, declarator: &str, steps: &mut usize) -> String {
+        let ret = self.name_rec(type_id(self.ref_attr(die, dw::DW_AT_type)), steps);
         let mut args = Vec::new();
         for p in self.children(die).unwrap_or_default() {
             match p.tag() {
                 dw::DW_TAG_formal_parameter => {
-                    args.push(self.name_rec(type_id(self.ref_attr(&p, dw::DW_AT_type)), depth + 1))
+                    args.push(self.name_rec(type_id(self.ref_attr(&p, dw::DW_AT_type)), steps))
                 }
                 dw::DW_TAG_unspecified_parameters => args.push("...".into()),
                 _ => {}
@@ -412,6 +417,6 @@ impl TypeSource for Dwarf<'_> {
     }
 
     fn type_name(&self, ty: TypeId) -> String {
-        self.name_rec(ty, 0)
+        self.name_rec(ty, &mut 0)
     }
 }
