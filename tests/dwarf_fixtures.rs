@@ -645,9 +645,24 @@ fn nested_block_and_inline_variables() {
 }
 
 #[test]
-fn globals_and_statics_are_addresses() {
+fn static_locals_are_addresses() {
+    use object::{Object, ObjectSymbol};
     for f in fixtures() {
         let dw = Dwarf::parse(&f.bytes).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        let file = object::File::parse(&*f.bytes).expect("ELF");
+        // gcc names the symbol of `static int calls` in sum_flags `calls.0`.
+        let sym = file
+            .symbols()
+            .find(|s| s.name().is_ok_and(|n| n.starts_with("calls.")))
+            .unwrap_or_else(|| panic!("{}: no calls.N symbol", f.name));
+        let inst = &dw.functions("sum_flags").expect("functions")[0];
+        let vars = dw.variables_at(inst, inst.entry_pc).expect("variables");
+        let calls = vars
+            .iter()
+            .find(|v| v.name == "calls")
+            .unwrap_or_else(|| panic!("{}: {vars:?}", f.name));
+        assert_eq!(calls.location, Location::Addr(sym.address()), "{}", f.name);
+        assert!(!calls.is_param);
         let main = &dw.functions("main").expect("functions")[0];
         assert!(
             dw.variables_at(main, main.entry_pc)

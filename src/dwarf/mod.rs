@@ -173,3 +173,24 @@ impl<'a> Dwarf<'a> {
         (off < slot.end).then_some(idx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dwarf_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Dwarf<'static>>();
+    }
+
+    #[test]
+    fn non_elf_and_elf_without_dwarf_are_errors() {
+        assert!(matches!(Dwarf::parse(b"\x7fELF"), Err(DwarfError::Elf(_))));
+        assert!(matches!(Dwarf::parse(&[]), Err(DwarfError::Elf(_))));
+        // The test binary itself may or may not carry DWARF; /bin/true never does on Debian.
+        if let Ok(bytes) = std::fs::read("/bin/true") {
+            assert!(matches!(Dwarf::parse(&bytes), Err(DwarfError::NoDebugInfo)));
+        }
+    }
+}
