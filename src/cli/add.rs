@@ -16,10 +16,13 @@ Examples:
   rprobe add 'do_sys_openat2 dfd=%di:s32 filename=+0(%si):string'
   rprobe add 'myprobes:opens=__x64_sys_openat name=+0(+104(%di)):ustring'
   rprobe add -n 'vfs_read%return ret=$retval:s64'                  # print the line only
+  rprobe add 'vfs_read file->f_path.dentry->d_name.name:string count'  # names from BTF
+  rprobe add -n --btf vmlinux-6.1 'tcp_sendmsg size sk->__sk_common.skc_daddr:u32'  # another kernel
 
 Spec: [[GROUP:]EVENT=]FUNC[+OFFS|%return] [[NAME=]ARG[:TYPE]]...
   ARG:  %REG  +OFFS(ARG)  -OFFS(ARG)  +uOFFS(ARG)  $retval  $stackN  $stack  $comm  $argN
         @ADDR  @SYM[+OFFS]  @+FILEOFF  \\IMM  \\\"STR\"  arg1..arg6 (SysV argument registers)
+        kernel: PARAM, PARAM->field.field[N], $params (from BTF, at function entry)
   TYPE: u8..u64 s8..s64 x8..x64 char string ustring symbol symstr b<W>@<O>/<C> TYPE[N]
 Words of one spec may be given as separate arguments (as with perf probe); use --add
 for more probes in one command.";
@@ -38,6 +41,10 @@ pub struct AddArgs {
     /// Add a second event with a _N suffix when the name is taken (perf's -f).
     #[arg(short = 'f', long)]
     force: bool,
+    /// Kernel types from this BTF file (raw BTF, or an ELF file with a .BTF section) instead
+    /// of /sys/kernel/btf/vmlinux; with --dry-run, specs can be prepared for another kernel.
+    #[arg(long, value_name = "FILE")]
+    btf: Option<std::path::PathBuf>,
     /// Another probe spec (repeatable).
     #[arg(short = 'a', long = "add", value_name = "SPEC")]
     more: Vec<String>,
@@ -117,12 +124,13 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
             let kallsyms = env::read_kallsyms();
             let traceable = tracefs.as_ref().and_then(env::read_traceable);
             let blacklist = env::read_kprobe_blacklist();
+            let btf = env::kernel_btf(args.btf.as_deref())?;
             for (i, spec) in parsed.iter().enumerate() {
                 let target = Target::Kernel {
                     kallsyms: kallsyms.as_deref(),
                     traceable: traceable.as_ref(),
                     blacklist: blacklist.as_ref(),
-                    types: None,
+                    types: btf.as_ref().map(|b| b as &dyn crate::debuginfo::TypeSource),
                 };
                 let d = probes::resolve(spec, target, &mut opts)
                     .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;

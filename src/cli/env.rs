@@ -107,6 +107,23 @@ pub fn read_traceable(tracefs: &Tracefs) -> Option<BTreeSet<String>> {
         .map(|v| v.into_iter().collect())
 }
 
+/// Kernel BTF: `--btf FILE` when given (an error if unreadable), else
+/// `/sys/kernel/btf/vmlinux` when the kernel has it (`None` otherwise).
+pub fn kernel_btf(path: Option<&Path>) -> Result<Option<crate::btf::Btf>> {
+    match path {
+        Some(p) => Ok(Some(crate::btf::Btf::load(p)?)),
+        None => {
+            let p = Path::new("/sys/kernel/btf/vmlinux");
+            if !p.exists() {
+                return Ok(None);
+            }
+            crate::btf::Btf::load(p)
+                .map(Some)
+                .context("cannot read the kernel's BTF; give --btf FILE")
+        }
+    }
+}
+
 /// The kprobe blacklist from debugfs, when debugfs is mounted and readable.
 pub fn read_kprobe_blacklist() -> Option<BTreeSet<String>> {
     let text = std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist").ok()?;
