@@ -355,3 +355,77 @@ fn funcs_lists_the_symbol_table() {
     );
     assert_eq!(stdout(&o), "add6\nadd8\n");
 }
+
+/// Byte offset of `member` in `struct name` according to pahole (reading the running
+/// kernel's BTF): the first `/* OFFSET SIZE */` comment on the member's line.
+fn pahole_offset(name: &str, member: &str) -> u64 {
+    let o = Command::new("pahole")
+        .args(["-C", name])
+        .output()
+        .expect("run pahole");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.lines()
+        .find_map(|l| {
+            let (decl, comment) = l.split_once("/*")?;
+            let decl = decl.trim_end().trim_end_matches(';');
+            let ident = decl
+                .rsplit(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next()?;
+            (ident == member).then(|| {
+                comment
+                    .split_whitespace()
+                    .next()?
+                    .trim_end_matches(':')
+                    .parse()
+                    .ok()
+            })?
+        })
+        .unwrap_or_else(|| panic!("pahole shows no {member} in struct {name}:\n{text}"))
+}
+
+#[test]
+fn kernel_field_chains_from_btf_agree_with_pahole() {
+    if !Path::new("/sys/kernel/btf/vmlinux").exists()
+        || Command::new("pahole").arg("--version").output().is_err()
+    {
+        let why = "SKIP cli_offline::kernel_field_chains_from_btf_agree_with_pahole: no kernel BTF or no pahole";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        println!("{why}");
+        return;
+    }
+    let t = fake_tracefs();
+    let f_path = pahole_offset("file", "f_path");
+    let dentry = pahole_offset("path", "dentry");
+    let d_name = pahole_offset("dentry", "d_name");
+    let name = pahole_offset("qstr", "name");
+    let f_inode = pahole_offset("file", "f_inode");
+    let i_ino = pahole_offset("inode", "i_ino");
+    let o = rprobe(
+        t.path(),
+        &[
+            "add",
+            "-n",
+            "vfs_read file->f_path.dentry->d_name.name:string count",
+            "-a",
+            "vfs_write file->f_inode->i_ino",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "p:probe/vfs_read vfs_read name=+0(+{}(+{}(%di))):string count=%dx:x64\n\
+             p:probe/vfs_write vfs_write i_ino=+{i_ino}(+{f_inode}(%di)):x64\n",
+            d_name + name,
+            f_path + dentry
+        )
+    );
+    let o = rprobe(t.path(), &["add", "-n", "vfs_read file.f_path"]);
+    assert!(stderr(&o).contains("write file->f_path"), "{}", stderr(&o));
+    let o = rprobe(t.path(), &["add", "-n", "vfs_read file->f_pth"]);
+    assert!(
+        stderr(&o).contains("struct file has no member 'f_pth'") && stderr(&o).contains("f_path"),
+        "{}",
+        stderr(&o)
+    );
+}
