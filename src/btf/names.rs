@@ -47,6 +47,13 @@ impl Btf {
         self.spell_with(ty.0, "", 0, &mut budget)
     }
 
+    /// The C declaration of `name` with type `ty`: `char comm[16]`, `struct file *file`,
+    /// `void (*destructor)(struct sk_buff *)`. An empty `name` gives the type's spelling.
+    pub fn declaration(&self, ty: TypeId, name: &str) -> String {
+        let mut budget = SPELL_BUDGET;
+        self.spell_with(ty.0, name, 0, &mut budget)
+    }
+
     fn spell_with(&self, id: u64, decl: &str, depth: usize, budget: &mut usize) -> String {
         if depth > MAX_HOPS || *budget == 0 || decl.len() > MAX_SPELLING {
             return join("...", decl);
@@ -179,6 +186,15 @@ mod tests {
             assert_eq!(name(id), want, "type id {id}");
         }
         assert_eq!(name(99_999), "<bad type 99999>");
+        let decl = |id: u32, n: &str| btf.declaration(TypeId(u64::from(id)), n);
+        assert_eq!(decl(s.char16, "comm"), "char comm[16]");
+        assert_eq!(decl(s.qstr_ptr, "q"), "struct qstr *q");
+        assert_eq!(decl(s.const_ptr, "p"), "char *const p");
+        assert_eq!(
+            decl(s.fn_ptr, "f"),
+            "size_t (*f)(struct qstr *, char *, size_t)"
+        );
+        assert_eq!(decl(s.int, ""), "int");
     }
 
     #[test]
