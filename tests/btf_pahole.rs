@@ -9,7 +9,11 @@ use std::process::Command;
 use rprobe::btf::{Btf, Kind};
 use rprobe::debuginfo::{CType, TypeId, TypeSource};
 
-const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+/// The BTF compared: the running kernel's, or the file `RPROBE_BTF` names (raw BTF or an ELF
+/// `vmlinux` with `.BTF`, such as one unpacked from a lab kernel's vmlinuz).
+fn vmlinux() -> String {
+    std::env::var("RPROBE_BTF").unwrap_or_else(|_| "/sys/kernel/btf/vmlinux".to_string())
+}
 
 /// Structs that kernel probes dereference.
 const STRUCTS: &[&str] = &[
@@ -32,14 +36,15 @@ const STRUCTS: &[&str] = &[
 
 /// The kernel's BTF, or `None` after printing why the test skips (a failure when `CI` is set).
 fn setup(test: &str, tool: &str) -> Option<Btf> {
-    let why = if !Path::new(VMLINUX).exists() {
+    let vmlinux = vmlinux();
+    let why = if !Path::new(&vmlinux).exists() {
         format!(
-            "SKIP btf_pahole::{test}: {VMLINUX} is missing (kernel without CONFIG_DEBUG_INFO_BTF)"
+            "SKIP btf_pahole::{test}: {vmlinux} is missing (kernel without CONFIG_DEBUG_INFO_BTF)"
         )
     } else if Command::new(tool).arg("--version").output().is_err() {
         format!("SKIP btf_pahole::{test}: {tool} is not installed (apt install dwarves)")
     } else {
-        return Some(Btf::load(VMLINUX).expect("parse vmlinux BTF"));
+        return Some(Btf::load(&vmlinux).expect("parse vmlinux BTF"));
     };
     assert!(std::env::var_os("CI").is_none(), "{why}");
     println!("{why}");
@@ -251,7 +256,8 @@ fn compare(path: &str, pahole: &[Field], ours: &[Field], out: &mut Vec<String>) 
         let our_view = (&o.name, o.bit_offset, o.bitfield, o.size);
         if pahole_view != our_view {
             out.push(format!(
-                "{here}: pahole (name, bit offset, bitfield, size) {pahole_view:?}, BTF {our_view:?}"
+                "{here}: (name, bit offset, bitfield, size) pahole {pahole_view:?}, \
+                 BTF {our_view:?}"
             ));
         }
         compare(&here, &p.children, &o.children, out);
@@ -271,7 +277,7 @@ fn struct_layouts_match_pahole() {
     let mut checked = 0;
     for name in STRUCTS {
         let out = Command::new("pahole")
-            .args(["-C", name, VMLINUX])
+            .args(["-F", "btf", "-C", name, &vmlinux()])
             .output()
             .expect("run pahole");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -370,7 +376,8 @@ fn tokenize(s: &str) -> Vec<String> {
     out
 }
 
-/// Our prototype of FUNC `id`, spelled as pfunct does: `ssize_t vfs_read(struct file * file, …);`.
+/// Our prototype of FUNC `id`, laid out as pfunct's:
+/// `ssize_t vfs_read(struct file *file, char *buf, size_t count, loff_t *pos);`.
 fn our_prototype(btf: &Btf, id: TypeId) -> Option<String> {
     let name = btf.name(id).ok()?;
     let f = btf.function(name).ok()?;
@@ -443,7 +450,7 @@ fn pfunct_prototypes() -> Vec<String> {
         let out = Command::new("pfunct")
             .args(["-F", "btf"])
             .args(args)
-            .arg(VMLINUX)
+            .arg(vmlinux())
             .output()
             .expect("run pfunct");
         assert!(out.status.success(), "pfunct {args:?} failed");

@@ -11,9 +11,9 @@
 //! string section. Types are numbered from 1 in the order they appear; id 0 is `void`. Each
 //! type is a 12-byte record (`name_off`, `info`, `size` or `type`) followed by a tail whose
 //! length depends on the kind (see [`Kind`]): the only way to find type *n* is to walk the
-//! *n − 1* before it, so [`Btf::parse`] walks them once and keeps a 16-byte [`raw`] entry per
-//! type; tails are decoded when asked for. The byte order is the writer's: the magic reads
-//! `9f eb` little-endian and `eb 9f` big-endian, and both are accepted.
+//! *n − 1* before it, so [`Btf::parse`] walks them once and keeps a 16-byte entry per type;
+//! tails are decoded when asked for. The byte order is the writer's: the magic reads `9f eb`
+//! little-endian and `eb 9f` big-endian, and both are accepted.
 //!
 //! Module BTF is *split* BTF ([`Btf::parse_split`]): its type ids continue after the base's last
 //! id, and its string offsets after the base's string section length, so a module's struct can
@@ -24,11 +24,11 @@
 //!
 //! # Kernel-version differences
 //!
-//! - `kind_flag` on STRUCT/UNION (4.20; pahole emits it for bitfields since 1.13): when set, a
+//! - `kind_flag` on STRUCT/UNION (5.0; pahole sets it on structs with bitfields): when set, a
 //!   member's `offset` holds the bitfield size in bits 24–31 and the bit offset in bits 0–23.
 //!   Without it, `offset` is the bit offset and a bitfield's width and extra bit offset come
-//!   from the member's INT encoding (bits 0–7 width, 16–23 offset). [`Btf::members`] handles
-//!   both.
+//!   from the member's INT encoding (bits 0–7 width, 16–23 offset).
+//!   [`members`](crate::debuginfo::TypeSource::members) handles both.
 //! - FLOAT 5.13, DECL_TAG 5.16, TYPE_TAG 5.17 (`__user`, `__rcu` on pointers; skipped by
 //!   `peel` like a qualifier), ENUM64 6.0 (64-bit enums; kind_flag marks signed enums, also on
 //!   ENUM since 6.0). A kind above 19 stops parsing with [`BtfError::UnknownKind`], since its
@@ -38,7 +38,8 @@
 //!
 //! - Pointers are 8 bytes: rprobe probes x86-64 kernels, and BTF does not record the width.
 //! - An array with `nelems == 0` (a flexible `[]` or a GNU `[0]`, which BTF does not tell
-//!   apart) peels to `count: None`; [`Btf::type_name`] spells it `[0]` as pahole does.
+//!   apart) peels to `count: None`; [`type_name`](crate::debuginfo::TypeSource::type_name)
+//!   spells it `[0]` as pahole does.
 //! - When several FUNCs share a name (static functions of different files), the first wins.
 //! - Type names are the kernel's own (`long unsigned int`, `size_t`): typedef names are kept,
 //!   as pahole and perf show them.
@@ -50,7 +51,7 @@
 mod error;
 mod names;
 mod query;
-pub mod raw;
+mod raw;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -510,7 +511,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Flipped bytes in the header and types of real BTF: parse and query never panic.
         #[test]
-        fn mutated_btf_never_panics(flips in prop::collection::vec((0usize..66 * 1024, any::<u8>()), 1..16)) {
+        fn mutated_btf_never_panics(
+            flips in prop::collection::vec((0usize..66 * 1024, any::<u8>()), 1..16)
+        ) {
             thread_local! {
                 static SEED: Vec<u8> = fuzz_seed();
             }
@@ -528,7 +531,9 @@ mod tests {
 
         /// The same on the hand-built blob, which has one of every shape.
         #[test]
-        fn mutated_sample_never_panics(flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        fn mutated_sample_never_panics(
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8)
+        ) {
             let mut data = sample(false).0;
             let len = data.len();
             for (at, byte) in flips {

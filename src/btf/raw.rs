@@ -197,8 +197,9 @@ fn u32_in(bytes: &[u8], off: usize, big_endian: bool) -> Option<u32> {
 impl Layer {
     /// Parse a raw BTF blob whose types are numbered from `first_id` and whose string offsets
     /// start at `str_base` (split BTF continues both after its base).
-    // 9f eb 01 00 18 00 00 00  00 00 00 00 c4 0f 2d 00  c4 0f 2d 00 8d 36 22 00
-    // (vmlinux, little-endian: hdr_len 24, type_off 0, type_len 0x2d0fc4, str_off 0x2d0fc4, …)
+    // 9f eb 01 00 18 00 00 00  00 00 00 00 58 b0 30 00  58 b0 30 00 39 7d 23 00
+    // (6.18 vmlinux, little-endian: hdr_len 24, type_off 0, type_len 0x30b058,
+    //  str_off 0x30b058, str_len 0x237d39)
     pub fn parse(bytes: Vec<u8>, first_id: u32, str_base: u32) -> Result<Layer, BtfError> {
         let big_endian = match bytes.get(0..2) {
             Some(&[0x9f, 0xeb]) => false,

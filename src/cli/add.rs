@@ -110,10 +110,13 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
             let path = env::find_binary(exe)?;
             let symbols = env::read_symbols(&path)?;
             let path_str = path.to_string_lossy().into_owned();
+            let maps = env::DebugMaps::open(&path)?;
+            let dwarf = maps.dwarf();
             for (i, spec) in parsed.iter().enumerate() {
                 let target = Target::User {
                     path: &path_str,
                     symbols: &symbols,
+                    dwarf: dwarf.as_ref(),
                 };
                 let d = probes::resolve(spec, target, &mut opts)
                     .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;

@@ -91,6 +91,44 @@ pub fn read_symbols(path: &Path) -> Result<SymbolTable> {
     parse_functions(&map).with_context(|| format!("{} cannot be probed", path.display()))
 }
 
+/// A binary and the file holding its DWARF (itself, or a separate debug file found through
+/// its build id or `.gnu_debuglink`), mapped.
+pub struct DebugMaps {
+    binary: memmap2::Mmap,
+    debug: Option<memmap2::Mmap>,
+}
+
+impl DebugMaps {
+    /// Map `path` and the first debuginfo candidate that exists and holds DWARF.
+    pub fn open(path: &Path) -> Result<DebugMaps> {
+        let binary = sys::map_file(path)?;
+        let mut debug = None;
+        for c in crate::dwarf::debug_candidates(&binary, path) {
+            if c == path || !c.is_file() {
+                continue;
+            }
+            if let Ok(m) = sys::map_file(&c) {
+                if crate::dwarf::Dwarf::parse(&m).is_ok() {
+                    debug = Some(m);
+                    break;
+                }
+            }
+        }
+        Ok(DebugMaps { binary, debug })
+    }
+
+    /// The DWARF: the separate debug file's (with call frame info from the binary), else the
+    /// binary's own, else none.
+    pub fn dwarf(&self) -> Option<crate::dwarf::Dwarf<'_>> {
+        if let Some(d) = &self.debug {
+            let mut dw = crate::dwarf::Dwarf::parse(d).ok()?;
+            let _ = dw.use_frames_of(&self.binary);
+            return Some(dw);
+        }
+        crate::dwarf::Dwarf::parse(&self.binary).ok()
+    }
+}
+
 /// `/proc/kallsyms`, when readable. Names are there even when `kptr_restrict` hides the
 /// addresses.
 pub fn read_kallsyms() -> Option<Vec<KernelSymbol>> {

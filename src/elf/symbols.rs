@@ -50,12 +50,22 @@ pub struct SymbolTable {
     pub is_exec: bool,
     /// Build id from `.note.gnu.build-id`.
     pub build_id: Option<Vec<u8>>,
+    /// `PT_LOAD` segments as (vaddr, file offset, file size).
+    pub loads: Vec<(u64, u64, u64)>,
 }
 
 impl SymbolTable {
     /// Functions named exactly `name`.
     pub fn find_by_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a FuncSymbol> + 'a {
         self.funcs.iter().filter(move |f| f.name == name)
+    }
+
+    /// The file offset of a link-time address, when a `PT_LOAD` segment holds it.
+    pub fn file_offset(&self, addr: u64) -> Option<u64> {
+        self.loads
+            .iter()
+            .find(|(va, _, sz)| addr >= *va && addr - *va < *sz)
+            .map(|(va, off, _)| addr - va + off)
     }
 
     /// Unique function names, sorted.
@@ -155,6 +165,7 @@ pub fn parse_functions(data: &[u8]) -> Result<SymbolTable, ElfError> {
         has_symtab,
         is_exec,
         build_id,
+        loads,
     })
 }
 

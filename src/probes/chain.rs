@@ -37,9 +37,22 @@ pub struct Resolved {
     pub name: String,
 }
 
+/// Where a variable's value is when the probe fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// Held by a fetch arg: a register, `$retval`, a stack slot, an immediate.
+    Value(FetchArg),
+    /// In memory at the address `addr` evaluates to, plus `offset`.
+    Memory(FetchArg, i64),
+    /// In the probed file's data at this file offset (a global or static of a user
+    /// program): loaded with `@+OFFSET`.
+    FileData(i64),
+}
+
 enum State {
     Value(FetchArg),
     Memory { addr: FetchArg, offset: i64 },
+    FileData(i64),
 }
 
 impl State {
@@ -48,6 +61,18 @@ impl State {
         match self {
             State::Value(v) => v,
             State::Memory { addr, offset } => addr.deref(offset, user),
+            State::FileData(off) => FetchArg::FileOffset(super::fetch::Num::dec(off)),
+        }
+    }
+
+    /// Move `delta` bytes further into the item in memory; false for a register value.
+    fn advance(&mut self, delta: i64) -> bool {
+        match self {
+            State::Memory { offset, .. } | State::FileData(offset) => {
+                *offset += delta;
+                true
+            }
+            State::Value(_) => false,
         }
     }
 }
@@ -65,7 +90,7 @@ struct Bits {
 pub fn resolve_chain(
     src: &dyn TypeSource,
     var: &str,
-    base: FetchArg,
+    base: Base,
     ty: TypeId,
     fields: &[Field],
     want: Option<&FetchType>,
@@ -74,7 +99,11 @@ pub fn resolve_chain(
 ) -> Result<Resolved, SpecError> {
     let err = |problem: String, fix: String| SpecError::at(pos, problem, fix);
     let bad = |e: crate::debuginfo::DebugInfoError| err(e.to_string(), String::new());
-    let mut state = State::Value(base);
+    let mut state = match base {
+        Base::Value(v) => State::Value(v),
+        Base::Memory(addr, offset) => State::Memory { addr, offset },
+        Base::FileData(off) => State::FileData(off),
+    };
     let mut cur = ty;
     let mut path = var.to_string();
     let mut name = var.to_string();
@@ -134,27 +163,20 @@ pub fn resolve_chain(
                         format!("its members are: {}", all.join(", ")),
                     ));
                 };
-                state = if is_ptr {
-                    State::Memory {
+                if is_ptr {
+                    state = State::Memory {
                         addr: state.load(user),
                         offset: 0,
-                    }
-                } else {
-                    match state {
-                        State::Memory { .. } => state,
-                        State::Value(_) => {
-                            return Err(err(
-                                format!("{path} is a structure held in a register"),
-                                "a structure in a register is not supported; probe where it is in memory".into(),
-                            ))
-                        }
-                    }
-                };
-                let byte = (bit_off / 8) as i64;
-                if let State::Memory { offset, .. } = &mut state {
-                    if member.bitfield_size.is_none() {
-                        *offset += byte;
-                    }
+                    };
+                } else if matches!(state, State::Value(_)) {
+                    return Err(err(
+                        format!("{path} is a structure held in a register"),
+                        "a structure in a register is not supported; probe where it is in memory"
+                            .into(),
+                    ));
+                }
+                if member.bitfield_size.is_none() {
+                    state.advance((bit_off / 8) as i64);
                 }
                 if let Some(width) = member.bitfield_size {
                     bits = Some(Bits {
@@ -185,25 +207,17 @@ pub fn resolve_chain(
                 let delta = size
                     .checked_mul(*i)
                     .ok_or_else(|| err("index too large".into(), String::new()))?;
-                state = if through_ptr {
-                    State::Memory {
+                if through_ptr {
+                    state = State::Memory {
                         addr: state.load(user),
                         offset: delta,
-                    }
-                } else {
-                    match state {
-                        State::Memory { addr, offset } => State::Memory {
-                            addr,
-                            offset: offset + delta,
-                        },
-                        State::Value(_) => {
-                            return Err(err(
-                                format!("{path} is an array held in a register"),
-                                "probe where it is in memory".into(),
-                            ))
-                        }
-                    }
-                };
+                    };
+                } else if !state.advance(delta) {
+                    return Err(err(
+                        format!("{path} is an array held in a register"),
+                        "probe where it is in memory".into(),
+                    ));
+                }
                 path = format!("{path}[{i}]");
                 cur = elem;
             }
@@ -211,19 +225,20 @@ pub fn resolve_chain(
     }
     let leaf = src.peel(cur).map_err(bad)?;
     if let Some(Bits { bit_offset, width }) = bits {
-        let State::Memory { addr, offset } = state else {
+        let cbytes = src.size_of(cur).map_err(bad)?.clamp(1, 8);
+        let (cbyte, cbit, cbytes) = bitfield_container(bit_offset, width, cbytes);
+        if !state.advance(cbyte) {
             return Err(err(
                 format!("{path} is a bitfield in a register"),
                 String::new(),
             ));
-        };
-        let cbytes = src.size_of(cur).map_err(bad)?.clamp(1, 8);
-        let (cbyte, cbit, cbytes) = bitfield_container(bit_offset, width, cbytes);
+        }
+        let fetch = state.load(user);
         if let Some(t) = want {
             if !matches!(t, FetchType::Bitfield { .. }) {
                 // An explicit type reads the container whole.
                 return Ok(Resolved {
-                    fetch: addr.deref(offset + cbyte, user),
+                    fetch,
                     ty: t.clone(),
                     name,
                 });
@@ -234,11 +249,7 @@ pub fn resolve_chain(
             offset: cbit as u8,
             container: (cbytes * 8) as u8,
         };
-        return Ok(Resolved {
-            fetch: addr.deref(offset + cbyte, user),
-            ty,
-            name,
-        });
+        return Ok(Resolved { fetch, ty, name });
     }
     if let Some(t) = want.filter(|t| t.is_string()) {
         // In user memory the string itself is read with `ustring` (the loads leading to it
@@ -251,6 +262,7 @@ pub fn resolve_chain(
         let fetch = match &leaf {
             CType::Array { elem, .. } if is_char(src, *elem) => match state {
                 State::Memory { addr, offset } => addr.deref(offset, false),
+                State::FileData(off) => FetchArg::FileOffset(super::fetch::Num::dec(off)),
                 State::Value(_) => {
                     return Err(err(
                         format!("{path} is a char array in a register"),
@@ -575,7 +587,7 @@ pub(crate) mod tests {
         let r = resolve_chain(
             &f,
             "file",
-            FetchArg::Reg("di"),
+            Base::Value(FetchArg::Reg("di")),
             pfile,
             &field(chain),
             want.as_ref(),

@@ -22,7 +22,7 @@
 //! on). `argN:string` reads the string the argument points to (`+0(%di):string`), as perf
 //! does for a `char *` variable.
 
-use super::chain::resolve_chain;
+use super::chain::{resolve_chain, Base};
 use super::def::{DefArg, Place, ProbeDef, ProbeKind};
 use super::error::SpecError;
 use super::fetch::{FetchArg, FetchType};
@@ -88,6 +88,8 @@ pub enum Target<'a> {
         path: &'a str,
         /// Its function symbols.
         symbols: &'a SymbolTable,
+        /// Its DWARF, when the binary or a debug file has it.
+        dwarf: Option<&'a crate::dwarf::Dwarf<'a>>,
     },
     /// The running kernel.
     Kernel {
@@ -163,7 +165,7 @@ pub fn resolve(
         Target::Kernel { .. } => ProbeKind::Kprobe,
     };
     let points = match target {
-        Target::User { path, symbols } => user_points(name, offset, path, symbols)?,
+        Target::User { path, symbols, .. } => user_points(name, offset, path, symbols)?,
         Target::Kernel {
             kallsyms,
             traceable,
@@ -171,28 +173,60 @@ pub fn resolve(
             ..
         } => kernel_points(name, offset, kallsyms, traceable, blacklist)?,
     };
-    let types = match target {
-        Target::Kernel { types, .. } => types,
-        Target::User { .. } => None,
-    };
+    // perf moves past the prologue of unoptimized user code when the spec reads variables.
+    let wants_vars = spec.args.iter().any(|a| match &a.value {
+        ArgValue::Params | ArgValue::Vars => true,
+        ArgValue::Var { name, .. } => !is_arg_register_name(name),
+        ArgValue::Raw(_) => false,
+    });
     let group = match (&spec.group, target) {
         (Some(g), _) => g.clone(),
         (None, Target::Kernel { .. }) => "probe".to_string(),
         (None, Target::User { path, .. }) => user_group(path),
     };
     let mut defs = Vec::with_capacity(points.len());
-    for (i, (realname, place)) in points.into_iter().enumerate() {
+    for (i, (realname, mut place, addr)) in points.into_iter().enumerate() {
         let base = match &spec.event {
             Some(e) => e.clone(),
             None => event_base(&realname),
+        };
+        let scope = match target {
+            Target::Kernel { types: Some(t), .. } => {
+                kernel_scope(t, &realname, offset == 0 && !retprobe)
+            }
+            Target::User {
+                dwarf: Some(d),
+                symbols,
+                ..
+            } => addr.and_then(|entry| {
+                let inst = d
+                    .functions(&realname)
+                    .ok()?
+                    .into_iter()
+                    .find(|f| !f.inlined && f.entry_pc == entry);
+                let mut pc = entry + offset;
+                if let (Some(inst), true) = (&inst, wants_vars && offset == 0 && !retprobe) {
+                    if let (false, Some(pe)) = (inst.optimized, inst.prologue_end) {
+                        if pe > entry {
+                            pc = pe;
+                            if let Place::User { offset: o, .. } = &mut place {
+                                *o += pe - entry;
+                            }
+                        }
+                    }
+                }
+                dwarf_scope(d, &realname, entry, pc, retprobe, &|a| {
+                    symbols.file_offset(a)
+                })
+            }),
+            _ => None,
         };
         let ctx = ArgContext {
             func: &realname,
             kind,
             retprobe,
-            offset,
             caps: &opts.caps,
-            types,
+            scope,
         };
         let mut args = Vec::with_capacity(spec.args.len());
         for a in &spec.args {
@@ -402,7 +436,7 @@ fn user_points(
     offset: u64,
     path: &str,
     symbols: &SymbolTable,
-) -> Result<Vec<(String, Place)>, SpecError> {
+) -> Result<Vec<(String, Place, Option<u64>)>, SpecError> {
     let matches: Vec<_> = if is_glob(name) {
         symbols
             .funcs
@@ -461,6 +495,7 @@ fn user_points(
                 offset: file_off + offset,
                 ref_ctr: None,
             },
+            Some(f.addr),
         ));
     }
     Ok(out)
@@ -472,7 +507,7 @@ fn kernel_points(
     kallsyms: Option<&[KernelSymbol]>,
     traceable: Option<&BTreeSet<String>>,
     blacklist: Option<&BTreeSet<String>>,
-) -> Result<Vec<(String, Place)>, SpecError> {
+) -> Result<Vec<(String, Place, Option<u64>)>, SpecError> {
     let names: Vec<String> = if is_glob(name) {
         let from: Box<dyn Iterator<Item = &str>> = match (traceable, kallsyms) {
             (Some(t), _) => Box::new(t.iter().map(String::as_str)),
@@ -548,7 +583,7 @@ fn kernel_points(
             Some(m) => format!("{m}:{n}"),
             None => n.clone(),
         };
-        out.push((n, Place::Kernel { symbol, offset }));
+        out.push((n, Place::Kernel { symbol, offset }, None));
     }
     Ok(out)
 }
@@ -559,52 +594,77 @@ struct ArgContext<'a> {
     func: &'a str,
     kind: ProbeKind,
     retprobe: bool,
-    /// Bytes past the function's entry.
-    offset: u64,
     caps: &'a Caps,
-    types: Option<&'a dyn TypeSource>,
+    /// The variables debuginfo knows at the probe point, when there is debuginfo.
+    scope: Option<Scope<'a>>,
+}
+
+/// Variables a spec may name at one probe point, from BTF or DWARF.
+struct Scope<'a> {
+    values: Vec<NamedValue>,
+    types: &'a dyn TypeSource,
+    /// Loads through these values read user memory (a syscall's arguments).
+    user_memory: bool,
+    /// "BTF" or "DWARF", for messages.
+    source: &'static str,
+}
+
+/// A variable, its type, and where its value is — or why it cannot be read here.
+struct NamedValue {
+    name: String,
+    ty: TypeId,
+    base: Result<Base, String>,
+    is_param: bool,
 }
 
 /// Offsets in `struct pt_regs` of the registers that carry syscall arguments 1..6 on x86_64
 /// (`di si dx r10 r8 r9`).
 const SYSCALL_ARG_REGS: [&str; 6] = ["di", "si", "dx", "r10", "r8", "r9"];
 
-/// The parameters of `func` and how to reach each one's value at the entry: BTF/DWARF
-/// prototype plus the calling convention. Syscall wrappers (`__x64_sys_NAME`) take a
-/// `struct pt_regs *` in `%di`; their arguments are named after the syscall's own parameters
-/// (`__se_sys_NAME`/`__do_sys_NAME` in BTF) and read from that `pt_regs`, from user memory.
-struct KernelParam {
-    name: String,
-    ty: TypeId,
-    /// The parameter's value at the entry.
-    base: FetchArg,
-}
-
-/// The parameters, and whether they are a syscall's, read from user space.
-fn kernel_params(types: &dyn TypeSource, func: &str) -> Option<(Vec<KernelParam>, bool)> {
+/// The parameters of kernel function `func` from its prototype, each reached through the
+/// calling convention at the entry. Syscall wrappers (`__x64_sys_NAME`) take a
+/// `struct pt_regs *` in `%di`; when the types know the syscall's own prototype
+/// (`__se_sys_NAME`/`__do_sys_NAME`), its arguments are named after it and read from that
+/// `pt_regs`, from user memory. Away from the entry the registers may have moved on: the
+/// values then say so.
+fn kernel_scope<'a>(types: &'a dyn TypeSource, func: &str, at_entry: bool) -> Option<Scope<'a>> {
+    let not_entry = || {
+        Err("BTF gives parameters only at the function's entry (no %return, no +OFFS)".to_string())
+    };
     if let Some(sys) = func.strip_prefix("__x64_sys_") {
         let proto = ["__se_sys_", "__do_sys_"]
             .iter()
             .find_map(|p| types.function(&format!("{p}{sys}")).ok());
         if let Some(proto) = proto {
-            let params = proto
+            let values = proto
                 .params
                 .into_iter()
                 .zip(SYSCALL_ARG_REGS)
                 .map(|(p, r)| {
                     let off = super::regs::pt_regs_offset(r).unwrap_or(0);
-                    KernelParam {
+                    let base = FetchArg::Reg("di").deref(i64::from(off), false);
+                    NamedValue {
                         name: p.name,
                         ty: p.ty,
-                        base: FetchArg::Reg("di").deref(i64::from(off), false),
+                        base: if at_entry {
+                            Ok(Base::Value(base))
+                        } else {
+                            not_entry()
+                        },
+                        is_param: true,
                     }
                 })
                 .collect();
-            return Some((params, true));
+            return Some(Scope {
+                values,
+                types,
+                user_memory: true,
+                source: "BTF",
+            });
         }
     }
     let proto = types.function(func).ok()?;
-    let params = proto
+    let values = proto
         .params
         .into_iter()
         .enumerate()
@@ -613,14 +673,90 @@ fn kernel_params(types: &dyn TypeSource, func: &str) -> Option<(Vec<KernelParam>
                 Some(r) => FetchArg::Reg(r),
                 None => FetchArg::Stack(i as u32 - 5),
             };
-            KernelParam {
+            NamedValue {
                 name: p.name,
                 ty: p.ty,
-                base,
+                base: if at_entry {
+                    Ok(Base::Value(base))
+                } else {
+                    not_entry()
+                },
+                is_param: true,
             }
         })
         .collect();
-    Some((params, false))
+    Some(Scope {
+        values,
+        types,
+        user_memory: false,
+        source: "BTF",
+    })
+}
+
+/// Variables of a user program at `pc`, from DWARF, with their locations turned into fetch
+/// bases (`file_offset` maps a link-time address to the probed file's offset).
+fn dwarf_scope<'a>(
+    dwarf: &'a crate::dwarf::Dwarf<'a>,
+    func: &str,
+    entry: u64,
+    pc: u64,
+    retprobe: bool,
+    file_offset: &dyn Fn(u64) -> Option<u64>,
+) -> Option<Scope<'a>> {
+    let inst = dwarf
+        .functions(func)
+        .ok()?
+        .into_iter()
+        .find(|f| !f.inlined && f.entry_pc == entry)?;
+    let vars = dwarf.variables_at(&inst, pc).ok()?;
+    let values = vars
+        .into_iter()
+        .map(|v| {
+            let base = if retprobe {
+                Err("a return probe cannot read variables, only $retval".to_string())
+            } else {
+                location_base(&v.location, file_offset)
+            };
+            NamedValue {
+                name: v.name,
+                ty: v.ty,
+                base,
+                is_param: v.is_param,
+            }
+        })
+        .collect();
+    Some(Scope {
+        values,
+        types: dwarf,
+        user_memory: false,
+        source: "DWARF",
+    })
+}
+
+fn location_base(
+    loc: &crate::debuginfo::Location,
+    file_offset: &dyn Fn(u64) -> Option<u64>,
+) -> Result<Base, String> {
+    use crate::debuginfo::Location;
+    let reg = |n: u16| {
+        super::regs::dwarf_register(n)
+            .map(FetchArg::Reg)
+            .ok_or_else(|| format!("it lives in DWARF register {n}, which tracefs cannot read"))
+    };
+    match loc {
+        Location::Reg(n) => Ok(Base::Value(reg(*n)?)),
+        Location::Mem { reg: r, offset } => Ok(Base::Memory(reg(*r)?, *offset)),
+        Location::Addr(a) => file_offset(*a)
+            .map(|o| Base::FileData(o as i64))
+            .ok_or_else(|| format!("its address 0x{a:x} is not in the probed file")),
+        Location::Const(v) => Ok(Base::Value(FetchArg::Imm(super::fetch::Num::dec(*v)))),
+        Location::OptimizedOut => {
+            Err("it is optimized out at this address (no location here)".to_string())
+        }
+        Location::Unsupported(op) => Err(format!(
+            "its location ({op}) cannot be expressed as a fetch arg"
+        )),
+    }
 }
 
 fn resolve_arg(a: &ProbeArg, index: usize, ctx: &ArgContext<'_>) -> Result<Vec<DefArg>, SpecError> {
@@ -635,51 +771,51 @@ fn resolve_arg(a: &ProbeArg, index: usize, ctx: &ArgContext<'_>) -> Result<Vec<D
             _ => FetchType::X(64),
         }),
     };
-    // Arguments by name through kernel types.
-    let by_name = match (&a.value, ctx.types) {
-        (ArgValue::Var { name, .. }, Some(t)) => {
-            kernel_params(t, ctx.func).filter(|(ps, _)| ps.iter().any(|p| &p.name == name))
-        }
-        (ArgValue::Params, Some(t)) => kernel_params(t, ctx.func),
+    // Arguments by name through debuginfo.
+    let named: Option<Vec<&NamedValue>> = match (&a.value, &ctx.scope) {
+        (ArgValue::Var { name, .. }, Some(sc)) => Some(
+            sc.values
+                .iter()
+                .filter(|v| &v.name == name)
+                .take(1)
+                .collect(),
+        )
+        .filter(|v: &Vec<&NamedValue>| !v.is_empty()),
+        (ArgValue::Params, Some(sc)) => Some(sc.values.iter().filter(|v| v.is_param).collect()),
+        (ArgValue::Vars, Some(sc)) => Some(sc.values.iter().collect()),
         _ => None,
     };
-    if let (Some((params, syscall)), Some(types)) = (by_name, ctx.types) {
-        if retprobe || ctx.offset != 0 {
-            return Err(err(
-                format!(
-                    "'{}' is a parameter: BTF gives parameters only at the function's entry",
-                    a.text
-                ),
-                "probe the entry (no %return, no +OFFS), or use raw fetch args",
-            ));
-        }
-        let wanted: Vec<&KernelParam> = match &a.value {
-            ArgValue::Var { name, .. } => params.iter().filter(|p| &p.name == name).collect(),
-            _ => params.iter().collect(),
-        };
+    if let (Some(named), Some(sc)) = (named, &ctx.scope) {
         let fields: &[Field] = match &a.value {
             ArgValue::Var { fields, .. } => fields,
             _ => &[],
         };
+        let single = matches!(a.value, ArgValue::Var { .. });
         let mut out = Vec::new();
-        for KernelParam {
-            name: pname,
-            ty: pty,
-            base,
-        } in wanted
-        {
+        for v in named {
+            let base = match &v.base {
+                Ok(b) => b.clone(),
+                // $params/$vars take what can be read, as perf does.
+                Err(_) if !single => continue,
+                Err(why) => {
+                    return Err(err(
+                        format!("cannot read '{}' in {}: {why}", v.name, ctx.func),
+                        "probe where it is live, or use raw fetch args",
+                    ))
+                }
+            };
             let want = match &a.ty {
                 Some(ArgType::Fetch(t)) => Some(t.clone()),
                 _ => None,
             };
             let r = resolve_chain(
-                types,
-                pname,
-                base.clone(),
-                *pty,
+                sc.types,
+                &v.name,
+                base,
+                v.ty,
                 fields,
                 want.as_ref(),
-                a.user || syscall,
+                a.user || sc.user_memory,
                 a.pos,
             )?;
             let mut fty = r.ty;
@@ -689,7 +825,7 @@ fn resolve_arg(a: &ProbeArg, index: usize, ctx: &ArgContext<'_>) -> Result<Vec<D
             let name = match (&a.name, &a.value, &a.ty) {
                 (Some(n), _, _) => n.clone(),
                 (None, ArgValue::Var { fields, .. }, Some(t)) if fields.is_empty() => {
-                    sanitize_name(&format!("{pname}_{t}"))
+                    sanitize_name(&format!("{}_{t}", v.name))
                 }
                 _ => r.name,
             };
@@ -706,10 +842,7 @@ fn resolve_arg(a: &ProbeArg, index: usize, ctx: &ArgContext<'_>) -> Result<Vec<D
     let (fetch, name, ty) = match &a.value {
         ArgValue::Params | ArgValue::Vars => {
             return Err(err(
-                format!(
-                    "{} needs DWARF debuginfo, which rprobe cannot read yet",
-                    a.text
-                ),
+                format!("{} needs debuginfo (DWARF, or BTF for the kernel)", a.text),
                 "name the arguments: arg1..arg6 or raw fetch args such as %di (kernel \
                      probes expand $params from BTF)",
             ))
@@ -761,28 +894,44 @@ fn resolve_arg(a: &ProbeArg, index: usize, ctx: &ArgContext<'_>) -> Result<Vec<D
 /// Why a variable name could not be resolved, and what would work.
 fn unknown_variable(a: &ProbeArg, name: &str, ctx: &ArgContext<'_>) -> SpecError {
     let fix = "use arg1..arg6 for the first six arguments, or a raw fetch arg such as +8(%di):u64";
-    let problem =
-        match (ctx.kind, ctx.types) {
-            (ProbeKind::Uprobe, _) => format!(
-            "'{}' names a variable: variables of user programs need DWARF, which rprobe cannot \
-             read yet",
+    let problem = match (&ctx.scope, ctx.kind) {
+        (None, ProbeKind::Uprobe) => format!(
+            "'{}' names a variable, and the binary has no DWARF debuginfo (build with -g, or \
+             install its -dbg package)",
             a.text
         ),
-            (ProbeKind::Kprobe, None) => format!(
-                "'{}' names a variable, and no kernel BTF is available to resolve it \
-             (/sys/kernel/btf/vmlinux, or --btf FILE)",
-                a.text
-            ),
-            (ProbeKind::Kprobe, Some(t)) => match kernel_params(t, ctx.func) {
-                Some((ps, _)) => format!(
-                "{} has no parameter '{name}' (BTF has no local variables); its parameters are: {}",
+        (None, ProbeKind::Kprobe) => format!(
+            "'{}' names a variable, and no kernel BTF describes {} (/sys/kernel/btf/vmlinux, or \
+             --btf FILE)",
+            a.text, ctx.func
+        ),
+        (Some(sc), _) => {
+            let names: Vec<&str> = sc.values.iter().map(|v| v.name.as_str()).collect();
+            let what = if sc.source == "BTF" {
+                " (BTF has no local variables)"
+            } else {
+                ""
+            };
+            format!(
+                "{} has no variable '{name}' here{what}; {} knows: {}",
                 ctx.func,
-                ps.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-                None => format!("BTF has no prototype for {}", ctx.func),
-            },
-        };
+                sc.source,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        }
+    };
     SpecError::at(a.pos, problem, fix)
+}
+
+/// `arg1`..`arg6`: rprobe's names for the SysV argument registers.
+fn is_arg_register_name(name: &str) -> bool {
+    name.strip_prefix("arg")
+        .and_then(|d| d.parse::<usize>().ok())
+        .is_some_and(|n| (1..=SYSV_ARGS.len()).contains(&n))
 }
 
 /// perf's size-keeping casts: `:u`, `:s`, `:x` change the sign or radix of the default type.
@@ -983,6 +1132,7 @@ mod tests {
             has_symtab: true,
             is_exec: true,
             build_id: None,
+            loads: vec![],
         }
     }
 
@@ -994,6 +1144,7 @@ mod tests {
             Target::User {
                 path: "/usr/bin/bash",
                 symbols: &t,
+                dwarf: None,
             },
             opts,
         )?;
@@ -1096,7 +1247,7 @@ mod tests {
         assert!(msg("readline %di:string").contains("needs a memory fetch"));
         assert!(msg("readline %di:x8[4]").contains("arrays need a memory fetch"));
         assert!(msg("readline +0(%di):symbol").contains("kernel probes"));
-        assert!(msg("readline req->url").contains("need DWARF"));
+        assert!(msg("readline req->url").contains("no DWARF debuginfo"));
         assert!(msg("readline $params").contains("DWARF"));
         assert!(msg("readline%return arg1").contains("return probe"));
         assert!(msg("readline $comm:u32").contains("$comm is a string"));
@@ -1264,7 +1415,7 @@ mod tests {
             "{e}"
         );
         let e = k("vfs_read nosuch").unwrap_err();
-        assert!(e.to_string().contains("no parameter 'nosuch'"), "{e}");
+        assert!(e.to_string().contains("no variable 'nosuch'"), "{e}");
         assert!(e.to_string().contains("file, buf, count"), "{e}");
         let e = k("vfs_read file.f_path").unwrap_err();
         assert!(e.fix.contains("file->f_path"), "{e}");
