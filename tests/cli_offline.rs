@@ -429,3 +429,141 @@ fn kernel_field_chains_from_btf_agree_with_pahole() {
         stderr(&o)
     );
 }
+
+/// Build `fixtures/src/dwarf_probe.c` with `flags` into a temporary directory.
+fn build_dwarf_fixture(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/src/dwarf_probe.c");
+    let out = dir.join(name);
+    let st = Command::new("gcc")
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("gcc");
+    assert!(st.success(), "gcc {flags:?} failed");
+    std::fs::write(
+        dir.join(format!("{name}.flags")),
+        format!("gcc {}\n", flags.join(" ")),
+    )
+    .expect("flags file");
+    out
+}
+
+/// `DW_OP_fbreg N` of each variable of `func`, from gdb's `info scope`.
+fn gdb_fbreg(bin: &Path, func: &str) -> std::collections::BTreeMap<String, i64> {
+    let o = Command::new("gdb")
+        .args(["-batch", "-ex", &format!("info scope {func}")])
+        .arg(bin)
+        .output()
+        .expect("run gdb");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut out = std::collections::BTreeMap::new();
+    let mut current = None;
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("Symbol ") {
+            current = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let (Some(v), Some(n)) = (&current, l.split("DW_OP_fbreg ").nth(1)) {
+            out.insert(v.clone(), n.trim().parse().expect("fbreg offset"));
+        }
+    }
+    out
+}
+
+/// The address gdb breaks at for `func` (perf's prologue end).
+fn gdb_break_addr(bin: &Path, func: &str) -> u64 {
+    let o = Command::new("gdb")
+        .args(["-batch", "-ex", &format!("break {func}")])
+        .arg(bin)
+        .output()
+        .expect("gdb");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let hex = text
+        .split("at 0x")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .expect("breakpoint address");
+    u64::from_str_radix(hex, 16).expect("hex")
+}
+
+fn symbol_value(bin: &Path, func: &str) -> u64 {
+    let o = Command::new("nm").arg(bin).output().expect("nm");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[2] == func).then(|| u64::from_str_radix(f[0], 16).expect("hex"))
+        })
+        .expect("symbol")
+}
+
+#[test]
+fn user_arguments_from_dwarf_agree_with_gdb() {
+    if Command::new("gdb").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "gdb is missing");
+        println!("SKIP cli_offline::user_arguments_from_dwarf_agree_with_gdb: no gdb");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = fake_tracefs();
+    // -O0: variables live in the frame; perf's rule moves the probe past the prologue, to
+    // where gdb breaks, and the frame base (the CFA) is %bp + 16 there.
+    let o0 = build_dwarf_fixture(dir.path(), "dw_o0", &["-g", "-O0"]);
+    let fb = gdb_fbreg(&o0, "work");
+    let off = readelf_offset(&o0, "work") + gdb_break_addr(&o0, "work") - symbol_value(&o0, "work");
+    let (h, id, name) = (fb["h"] + 16, fb["id"] + 16, fb["name"] + 16);
+    let spec = "work h->p->x h->inline_pt.label:string h->arr[1] h->p->flag name:string id";
+    let o = rprobe(
+        t.path(),
+        &["add", "-n", "-x", &o0.display().to_string(), spec],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "p:probe_dw_o0/work {}:0x{off:016x} x=+0(+0({h}(%bp))):s32 label=+0(+16({h}(%bp))):string \
+             arr=+40({h}(%bp)):s64 flag=+16(+0({h}(%bp))):b3@0/32 name_string=+0({name}(%bp)):string \
+             id={id}(%bp):s32\n",
+            real(&o0)
+        )
+    );
+    // -O2: parameters are still in their registers at the entry, and no prologue is skipped.
+    let o2 = build_dwarf_fixture(dir.path(), "dw_o2", &["-g", "-O2"]);
+    let o = rprobe(
+        t.path(),
+        &["add", "-n", "-x", &o2.display().to_string(), "work $params"],
+    );
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "p:probe_dw_o2/work {}:0x{:016x} h=%di:x64 id=%si:s32 name=%dx:x64\n",
+            real(&o2),
+            readelf_offset(&o2, "work")
+        ),
+        "{}",
+        stderr(&o)
+    );
+    for (spec, needle) in [
+        (
+            "work local",
+            "cannot read 'local' in work: it is optimized out",
+        ),
+        (
+            "work nosuch",
+            "work has no variable 'nosuch' here; DWARF knows: h, id, name, local",
+        ),
+        ("work h.p", "write h->p"),
+        ("work h->q", "has no member 'q'"),
+    ] {
+        let o = rprobe(
+            t.path(),
+            &["add", "-n", "-x", &o2.display().to_string(), spec],
+        );
+        assert!(
+            !o.status.success() && stderr(&o).contains(needle),
+            "{spec}: {}",
+            stderr(&o)
+        );
+    }
+}
