@@ -136,9 +136,9 @@ fn strip_attributes(text: &str) -> String {
 /// The name in a closing `} name __attribute__((...));`, empty for an anonymous block.
 fn closing_name(line: &str) -> String {
     let body = line.trim().trim_start_matches('}');
-    strip_attributes(body.split(';').next().unwrap_or(""))
-        .trim()
-        .to_string()
+    // `} redirtbl[24];`: the name without its array suffix.
+    let name = strip_attributes(body.split(';').next().unwrap_or(""));
+    name.split('[').next().unwrap_or("").trim().to_string()
 }
 
 /// `pahole -C NAME` output as a tree of fields.
@@ -268,6 +268,48 @@ fn count(fields: &[Field]) -> usize {
     fields.iter().map(|f| 1 + count(&f.children)).sum()
 }
 
+/// Compare struct `name` of `btf` with `pahole ARGS -C name FILE`; returns members compared.
+fn compare_with_pahole(
+    btf: &Btf,
+    ty: TypeId,
+    name: &str,
+    args: &[&str],
+    diffs: &mut Vec<String>,
+) -> usize {
+    let out = Command::new("pahole")
+        .args(["-F", "btf"])
+        .args(&args[..args.len() - 1])
+        .args(["-C", name])
+        .args(&args[args.len() - 1..])
+        .output()
+        .expect("run pahole");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !text.is_empty(),
+        "pahole {args:?} -C {name} printed nothing"
+    );
+    if text.starts_with("typedef ") {
+        // A typedef of the same name (`typedef struct mac_addr mac_addr;`) is all pahole -C
+        // prints then.
+        return 0;
+    }
+    let pahole = parse_pahole(&text).unwrap_or_else(|e| panic!("pahole -C {name}: {e}\n{text}"));
+    let ours = btf_fields(btf, ty, 0, 0);
+    compare(name, &pahole.children, &ours, diffs);
+    let size_line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("/* size: "))
+        .and_then(|l| l.split(',').next())
+        .and_then(|s| s.parse::<u64>().ok());
+    if size_line != btf.size_of(ty).ok() {
+        diffs.push(format!(
+            "{name}: pahole size {size_line:?}, BTF {:?}",
+            btf.size_of(ty)
+        ));
+    }
+    count(&pahole.children)
+}
+
 #[test]
 fn struct_layouts_match_pahole() {
     let Some(btf) = setup("struct_layouts_match_pahole", "pahole") else {
@@ -275,41 +317,71 @@ fn struct_layouts_match_pahole() {
     };
     let mut diffs = Vec::new();
     let mut checked = 0;
+    let file = vmlinux();
     for name in STRUCTS {
-        let out = Command::new("pahole")
-            .args(["-F", "btf", "-C", name, &vmlinux()])
-            .output()
-            .expect("run pahole");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && !text.is_empty(),
-            "pahole -C {name} printed nothing"
-        );
-        let pahole =
-            parse_pahole(&text).unwrap_or_else(|e| panic!("pahole -C {name}: {e}\n{text}"));
         let ty = btf
             .find_struct(name)
             .unwrap_or_else(|| panic!("struct {name} not in BTF"));
-        let ours = btf_fields(&btf, ty, 0, 0);
-        checked += count(&pahole.children);
-        compare(name, &pahole.children, &ours, &mut diffs);
-        let size_line = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("/* size: "))
-            .and_then(|l| l.split(',').next())
-            .and_then(|s| s.parse::<u64>().ok());
-        if size_line != Some(btf.size_of(ty).unwrap()) {
-            diffs.push(format!(
-                "{name}: pahole size {size_line:?}, BTF {:?}",
-                btf.size_of(ty)
-            ));
-        }
+        checked += compare_with_pahole(&btf, ty, name, &[&file], &mut diffs);
     }
     println!(
         "compared {checked} members of {} structs with pahole",
         STRUCTS.len()
     );
     assert!(checked > 800, "only {checked} members parsed from pahole");
+    assert!(
+        diffs.is_empty(),
+        "BTF and pahole disagree:\n{}",
+        diffs.join("\n")
+    );
+}
+
+/// A module's split BTF: `RPROBE_BTF_MODULE` (a `.ko` or a `/sys/kernel/btf/<module>` file),
+/// else the first module under `/sys/kernel/btf`.
+fn module_btf() -> Option<String> {
+    if let Ok(path) = std::env::var("RPROBE_BTF_MODULE") {
+        return Some(path);
+    }
+    let mut mods: Vec<String> = std::fs::read_dir("/sys/kernel/btf")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| !p.ends_with("/vmlinux"))
+        .collect();
+    mods.sort();
+    mods.into_iter().next()
+}
+
+/// Every named struct a module defines, on top of the base BTF, against
+/// `pahole --btf_base BASE -C NAME MODULE`.
+#[test]
+fn module_struct_layouts_match_pahole() {
+    let Some(base) = setup("module_struct_layouts_match_pahole", "pahole") else {
+        return;
+    };
+    let Some(module) = module_btf() else {
+        // Not a missing privilege: a kernel with every driver built in has no module BTF, so
+        // this skip does not fail CI.
+        println!(
+            "SKIP btf_pahole::module_struct_layouts_match_pahole: no module BTF under \
+             /sys/kernel/btf (set RPROBE_BTF_MODULE=path.ko)"
+        );
+        return;
+    };
+    let btf = Btf::load_split(&module, &base).expect("parse module BTF");
+    let (mut diffs, mut checked, mut structs) = (Vec::new(), 0, 0);
+    let base_file = vmlinux();
+    for id in btf.first_own_id()..=btf.last_id() {
+        let ty = TypeId(u64::from(id));
+        let name = btf.name(ty).unwrap_or("").to_string();
+        if name.is_empty() || btf.kind(ty).unwrap() != Some(Kind::Struct) {
+            continue;
+        }
+        let args = ["--btf_base", &base_file, &module];
+        checked += compare_with_pahole(&btf, ty, &name, &args, &mut diffs);
+        structs += 1;
+    }
+    println!("compared {checked} members of {structs} structs of {module} with pahole");
     assert!(
         diffs.is_empty(),
         "BTF and pahole disagree:\n{}",
@@ -380,7 +452,7 @@ fn tokenize(s: &str) -> Vec<String> {
 /// `ssize_t vfs_read(struct file *file, char *buf, size_t count, loff_t *pos);`.
 fn our_prototype(btf: &Btf, id: TypeId) -> Option<String> {
     let name = btf.name(id).ok()?;
-    let f = btf.function(name).ok()?;
+    let f = btf.func_proto(id).ok()?;
     let ret = f
         .ret
         .map(|r| btf.type_name(r))
@@ -522,30 +594,37 @@ fn prototypes_match_pfunct() {
             unprintable += 1;
             continue;
         }
-        let Some(id) = btf.find_func(name) else {
+        // Static functions may share a name (more so in BTF from pahole before 1.25): any of
+        // them may be the one pfunct printed.
+        let ours: Vec<String> = btf
+            .find_funcs(name)
+            .into_iter()
+            .filter_map(|id| our_prototype(&btf, id))
+            .collect();
+        if ours.is_empty() {
             diffs.push(format!("{name}: in pfunct, not found in BTF"));
             continue;
-        };
-        let ours = our_prototype(&btf, id).unwrap_or_default();
+        }
         checked += 1;
-        if normalize(&ours) == normalize(line) {
+        if ours.iter().any(|o| normalize(o) == normalize(line)) {
             continue;
         }
-        let pfunct_loss = ours.contains("*const") || ours.contains("(*");
-        if pfunct_loss && without_pfunct_losses(&ours) == without_pfunct_losses(line) {
+        let pfunct_loss = |o: &String| o.contains("*const") || o.contains("(*");
+        if ours
+            .iter()
+            .any(|o| pfunct_loss(o) && without_pfunct_losses(o) == without_pfunct_losses(line))
+        {
             lossy += 1;
             continue;
         }
+        let ours = ours.join("\n        ");
         diffs.push(format!("pfunct: {line}\nrprobe: {ours}"));
     }
     println!(
         "compared {checked} prototypes with pfunct ({lossy} equal up to const pointers and \
          pointers to arrays, which pfunct does not print; {unprintable} pfunct could not print)"
     );
-    assert!(
-        checked > 100,
-        "only {checked} prototypes parsed from pfunct"
-    );
+    assert!(checked > 50, "only {checked} prototypes parsed from pfunct");
     assert!(
         diffs.is_empty(),
         "{} prototypes differ:\n{}",

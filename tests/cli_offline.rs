@@ -528,6 +528,18 @@ fn user_arguments_from_dwarf_agree_with_gdb() {
             real(&o0)
         )
     );
+    // `vars` lists them at the same point, with their C types.
+    let skip = gdb_break_addr(&o0, "work") - symbol_value(&o0, "work");
+    let o = rprobe(t.path(), &["vars", "-x", &o0.display().to_string(), "work"]);
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "Available variables at work\n        @<work+{skip}>\n                struct holder *\th\n\
+             \x20               int\tid\n                const char *\tname\n                long int\tlocal\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
     // -O2: parameters are still in their registers at the entry, and no prologue is skipped.
     let o2 = build_dwarf_fixture(dir.path(), "dw_o2", &["-g", "-O2"]);
     let o = rprobe(

@@ -233,6 +233,14 @@ impl Btf {
         self.find_kind(name, &[Kind::Func])
     }
 
+    /// All FUNCs named `name`: more than one when static functions of different files share a
+    /// name and differ in prototype.
+    pub fn find_funcs(&self, name: &str) -> Vec<TypeId> {
+        self.find_named(name)
+            .filter(|&ty| matches!(self.kind(ty), Ok(Some(Kind::Func))))
+            .collect()
+    }
+
     /// The struct or union named `name` (`"file"` for `struct file`).
     pub fn find_struct(&self, name: &str) -> Option<TypeId> {
         self.find_kind(name, &[Kind::Struct, Kind::Union])

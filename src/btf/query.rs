@@ -217,7 +217,19 @@ impl Btf {
         let func = self
             .find_func(name)
             .ok_or_else(|| BtfError::NoFunction(name.to_string()))?;
+        self.func_proto(func)
+    }
+
+    /// The prototype of the FUNC (or FUNC_PROTO) `func`: for one of several static functions
+    /// sharing a name (see [`Btf::find_funcs`]), where [`TypeSource::function`] takes the first.
+    pub fn func_proto(&self, func: TypeId) -> Result<FuncProto, BtfError> {
         let (_, f, _) = self.entry(func.0)?;
+        if f.kind == Kind::FuncProto {
+            return self.proto_params(func.0);
+        }
+        if f.kind != Kind::Func {
+            return Err(wrong_kind(func.0, f.kind, "a FUNC"));
+        }
         let proto = u64::from(f.size_type);
         if proto == 0 {
             return Err(BtfError::WrongKind {
@@ -226,10 +238,15 @@ impl Btf {
                 expected: "a FUNC_PROTO",
             });
         }
-        let (layer, p, id) = self.entry(proto)?;
+        let (_, p, _) = self.entry(proto)?;
         if p.kind != Kind::FuncProto {
             return Err(wrong_kind(proto, p.kind, "a FUNC_PROTO"));
         }
+        self.proto_params(proto)
+    }
+
+    fn proto_params(&self, proto: u64) -> Result<FuncProto, BtfError> {
+        let (layer, p, id) = self.entry(proto)?;
         let mut params = Vec::with_capacity(usize::from(p.vlen));
         for i in 0..usize::from(p.vlen) {
             let word = |w: usize| {
@@ -507,6 +524,10 @@ mod tests {
             ]
         );
         assert_eq!(f.ret, Some(t(s.size_t)));
+        assert_eq!(btf.find_funcs("vfs_read"), [t(s.vfs_read)]);
+        assert_eq!(btf.func_proto(t(s.vfs_read)).unwrap(), f);
+        assert_eq!(btf.func_proto(t(s.read_proto)).unwrap(), f);
+        assert!(btf.func_proto(t(s.int)).is_err());
         let f = btf.function("noargs").unwrap();
         assert_eq!((f.params.len(), f.ret), (0, None));
         // printk(const char *fmt, ...): the varargs marker is not a parameter.

@@ -10,6 +10,7 @@ mod doctor;
 mod env;
 mod funcs;
 mod list;
+mod vars;
 
 use clap::{Parser, Subcommand};
 use std::io::{self, Write};
@@ -22,7 +23,8 @@ Examples:
   rprobe add -n -x /lib/x86_64-linux-gnu/libc.so.6 'malloc size=arg1:u64'
   rprobe list 'probe_bash:*'
   rprobe del 'probe_bash:*'
-  rprobe funcs -x /bin/bash 'read*'";
+  rprobe funcs -x /bin/bash 'read*'
+  rprobe vars vfs_read                                   variables a probe can read";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -42,6 +44,7 @@ enum Command {
     Del(del::DelArgs),
     Funcs(funcs::FuncsArgs),
     Doctor(doctor::DoctorArgs),
+    Vars(vars::VarsArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -61,6 +64,7 @@ pub fn main() -> i32 {
         Command::Del(a) => del::run(&a, &mut out),
         Command::Funcs(a) => funcs::run(&a, &mut out),
         Command::Doctor(a) => doctor::run(&a, &mut out),
+        Command::Vars(a) => vars::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

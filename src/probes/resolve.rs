@@ -248,6 +248,90 @@ pub fn resolve(
     Ok(defs)
 }
 
+/// A variable as `rprobe vars` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarInfo {
+    /// C spelling of its type.
+    pub type_name: String,
+    /// Name.
+    pub name: String,
+    /// Where it is read from (`%di`, `-24(%bp)`), or why it cannot be read there.
+    pub location: Result<String, String>,
+    /// A parameter (else a local).
+    pub is_param: bool,
+}
+
+/// The variables a spec's probe point can read, per probe point (`perf probe -V`): the point
+/// as `FUNC+OFFS` and its variables.
+pub fn list_variables(
+    spec: &ProbeSpec,
+    target: Target<'_>,
+) -> Result<Vec<(String, Vec<VarInfo>)>, SpecError> {
+    let (name, offset) = match &spec.point {
+        ProbePoint::Function {
+            name,
+            src: None,
+            at: FuncAt::Offset(o),
+        } => (name.clone(), *o),
+        ProbePoint::Function {
+            name,
+            src: None,
+            at: FuncAt::Entry,
+        } => (name.clone(), 0),
+        _ => {
+            return Err(SpecError::at(
+                0,
+                "variables are listed at FUNC or FUNC+OFFS",
+                "give a function, for example 'rprobe vars vfs_read'",
+            ))
+        }
+    };
+    let points = match target {
+        Target::User { path, symbols, .. } => user_points(&name, offset, path, symbols)?,
+        Target::Kernel {
+            kallsyms,
+            traceable,
+            blacklist,
+            ..
+        } => kernel_points(&name, offset, kallsyms, traceable, blacklist)?,
+    };
+    let mut out = Vec::new();
+    for (realname, _, addr) in points {
+        let mut at = offset;
+        let scope = match target {
+            Target::Kernel { types: Some(t), .. } => kernel_scope(t, &realname, offset == 0),
+            Target::User {
+                dwarf: Some(d),
+                symbols,
+                ..
+            } => addr.and_then(|entry| {
+                at = offset.max(prologue_skip(d, &realname, entry, offset == 0));
+                dwarf_scope(d, &realname, entry, entry + at, false, &|a| {
+                    symbols.file_offset(a)
+                })
+            }),
+            _ => None,
+        };
+        let Some(scope) = scope else { continue };
+        let vars = scope
+            .values
+            .iter()
+            .map(|v| VarInfo {
+                type_name: scope.types.type_name(v.ty),
+                name: v.name.clone(),
+                location: v.base.clone().map(|b| match b {
+                    Base::Value(f) => f.to_string(),
+                    Base::Memory(a, o) => a.deref(o, false).to_string(),
+                    Base::FileData(o) => format!("@+{o}"),
+                }),
+                is_param: v.is_param,
+            })
+            .collect();
+        out.push((format!("{realname}+{at}"), vars));
+    }
+    Ok(out)
+}
+
 /// `probe_<exe>` for a binary path, as perf names it.
 pub fn user_group(path: &str) -> String {
     let base = path.rsplit('/').next().unwrap_or(path);
@@ -691,6 +775,25 @@ fn kernel_scope<'a>(types: &'a dyn TypeSource, func: &str, at_entry: bool) -> Op
         user_memory: false,
         source: "BTF",
     })
+}
+
+/// Bytes from `entry` to the end of the prologue, when `wanted` and the function's unit is
+/// not optimized (perf's rule: only then do the prologue's stores put variables where the
+/// frame says); 0 otherwise.
+fn prologue_skip(dwarf: &crate::dwarf::Dwarf<'_>, func: &str, entry: u64, wanted: bool) -> u64 {
+    if !wanted {
+        return 0;
+    }
+    let Ok(instances) = dwarf.functions(func) else {
+        return 0;
+    };
+    instances
+        .into_iter()
+        .find(|f| !f.inlined && f.entry_pc == entry)
+        .filter(|f| !f.optimized)
+        .and_then(|f| f.prologue_end)
+        .filter(|pe| *pe > entry)
+        .map_or(0, |pe| pe - entry)
 }
 
 /// Variables of a user program at `pc`, from DWARF, with their locations turned into fetch
