@@ -155,9 +155,14 @@ pub fn kernel_btf(path: Option<&Path>) -> Result<Option<crate::btf::Btf>> {
             if !p.exists() {
                 return Ok(None);
             }
-            crate::btf::Btf::load(p)
-                .map(Some)
-                .context("cannot read the kernel's BTF; give --btf FILE")
+            // Raw fetch args need no BTF: a broken default file only costs the names.
+            match crate::btf::Btf::load(p) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) => {
+                    eprintln!("rprobe: ignoring the kernel's BTF: {e}");
+                    Ok(None)
+                }
+            }
         }
     }
 }
