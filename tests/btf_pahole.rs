@@ -1,7 +1,11 @@
 //! rprobe's BTF reader against pahole on the running kernel's `/sys/kernel/btf/vmlinux`: every
 //! member offset, bit offset, bitfield width and size of the structs probes use, as `pahole -C`
 //! prints them, and the prototypes of the kernel functions that take pointers to those structs,
-//! as `pfunct --prototypes` prints them.
+//! as `pfunct --prototypes` prints them; also every struct of a module's split BTF.
+//!
+//! Other kernels: `RPROBE_BTF=path/to/vmlinux` (raw BTF or an ELF with `.BTF`, e.g. unpacked
+//! from a lab kernel's vmlinuz) and `RPROBE_BTF_MODULE=path/to/module.ko` on top of it;
+//! `RPROBE_PFUNCT_ALL=1` compares every prototype (pfunct needs 15 s to list them).
 
 use std::path::Path;
 use std::process::Command;
@@ -136,9 +140,10 @@ fn strip_attributes(text: &str) -> String {
 /// The name in a closing `} name __attribute__((...));`, empty for an anonymous block.
 fn closing_name(line: &str) -> String {
     let body = line.trim().trim_start_matches('}');
-    // `} redirtbl[24];`: the name without its array suffix.
+    // `} redirtbl[24];`, `} * ooo;`: the name without array suffix or pointer star.
     let name = strip_attributes(body.split(';').next().unwrap_or(""));
-    name.split('[').next().unwrap_or("").trim().to_string()
+    let name = name.split('[').next().unwrap_or("");
+    name.trim().trim_start_matches('*').trim().to_string()
 }
 
 /// `pahole -C NAME` output as a tree of fields.
@@ -195,9 +200,30 @@ fn parse_pahole(text: &str) -> Result<Field, String> {
     Err("no closing '};'".into())
 }
 
-/// The same tree from BTF: anonymous struct/union members and named members of an anonymous
-/// struct/union type are expanded, as pahole expands them.
-fn btf_fields(btf: &Btf, ty: TypeId, base: u64, depth: usize) -> Vec<Field> {
+/// Where pahole prints a member's anonymous struct or union inline: for a member of
+/// anonymous struct type, an array of them (`} encap[2];`) or a pointer to one (`} * ooo;`).
+/// Returns the struct and whether it is reached through a pointer. `None` for named types and
+/// typedefs of anonymous ones, which pahole does not expand.
+fn inline_struct(btf: &Btf, ty: TypeId) -> Option<(TypeId, bool)> {
+    if !btf.type_name(ty).contains("{...}") {
+        return None;
+    }
+    let (mut cur, mut through_pointer) = (ty, false);
+    for _ in 0..8 {
+        match btf.peel(cur).ok()? {
+            CType::Struct { name, .. } if name.is_empty() => return Some((cur, through_pointer)),
+            CType::Array { elem, .. } => cur = elem,
+            CType::Pointer { target } => (cur, through_pointer) = (target, true),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The same tree from BTF, with anonymous structs and unions expanded where pahole expands
+/// them ([`inline_struct`]). pahole prints the offsets of expanded members from the outermost
+/// struct (`absolute`), except below a pointer, where each level counts from its own start.
+fn btf_fields(btf: &Btf, ty: TypeId, base: u64, absolute: bool, depth: usize) -> Vec<Field> {
     assert!(depth < 16, "nesting too deep at {ty:?}");
     let members = btf
         .members(ty)
@@ -206,17 +232,12 @@ fn btf_fields(btf: &Btf, ty: TypeId, base: u64, depth: usize) -> Vec<Field> {
         .into_iter()
         .map(|m| {
             let bit_offset = base + m.bit_offset;
-            let peeled = btf.peel(m.ty).expect("peel member");
-            let inline = match &peeled {
-                CType::Struct { name, .. } => {
-                    name.is_empty() && btf.kind(m.ty).unwrap() != Some(Kind::Typedef)
+            let children = match inline_struct(btf, m.ty) {
+                Some((inner, false)) if absolute => {
+                    btf_fields(btf, inner, bit_offset, true, depth + 1)
                 }
-                _ => false,
-            };
-            let children = if inline {
-                btf_fields(btf, m.ty, bit_offset, depth + 1)
-            } else {
-                Vec::new()
+                Some((inner, _)) => btf_fields(btf, inner, 0, false, depth + 1),
+                None => Vec::new(),
             };
             Field {
                 name: m.name,
@@ -288,13 +309,13 @@ fn compare_with_pahole(
         out.status.success() && !text.is_empty(),
         "pahole {args:?} -C {name} printed nothing"
     );
-    if text.starts_with("typedef ") {
-        // A typedef of the same name (`typedef struct mac_addr mac_addr;`) is all pahole -C
-        // prints then.
+    if !text.starts_with("struct ") {
+        // An enum or typedef of the same name (`typedef struct mac_addr mac_addr;`) is what
+        // pahole -C prints then.
         return 0;
     }
     let pahole = parse_pahole(&text).unwrap_or_else(|e| panic!("pahole -C {name}: {e}\n{text}"));
-    let ours = btf_fields(btf, ty, 0, 0);
+    let ours = btf_fields(btf, ty, 0, true, 0);
     compare(name, &pahole.children, &ours, diffs);
     let size_line = text
         .lines()
@@ -337,10 +358,13 @@ fn struct_layouts_match_pahole() {
 }
 
 /// A module's split BTF: `RPROBE_BTF_MODULE` (a `.ko` or a `/sys/kernel/btf/<module>` file),
-/// else the first module under `/sys/kernel/btf`.
+/// else the first module under `/sys/kernel/btf` when the base is the running kernel's.
 fn module_btf() -> Option<String> {
     if let Ok(path) = std::env::var("RPROBE_BTF_MODULE") {
         return Some(path);
+    }
+    if std::env::var_os("RPROBE_BTF").is_some() {
+        return None;
     }
     let mut mods: Vec<String> = std::fs::read_dir("/sys/kernel/btf")
         .ok()?
@@ -375,6 +399,13 @@ fn module_struct_layouts_match_pahole() {
         let ty = TypeId(u64::from(id));
         let name = btf.name(ty).unwrap_or("").to_string();
         if name.is_empty() || btf.kind(ty).unwrap() != Some(Kind::Struct) {
+            continue;
+        }
+        let same_name = btf
+            .find_named(&name)
+            .filter(|&t| btf.kind(t).unwrap() == Some(Kind::Struct));
+        if same_name.count() > 1 {
+            // pahole -C shows the base's, or the first of the module's.
             continue;
         }
         let args = ["--btf_base", &base_file, &module];
