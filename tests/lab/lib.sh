@@ -117,7 +117,8 @@ instance_del() {
 
 # event_args FILE EVENT COMM: the fetched arguments of each EVENT line that COMM produced in
 # trace file FILE, one per line ("dfd=-100 filename=\"/etc/x\""), without the
-# "(func+0x0/0x170)" location.
+# "(func+0x0/0x170)" location. A line whose task shows as "<...>" counts too: the trace
+# prints that when the pid's comm is missing from saved_cmdlines, which happens under load.
 event_args() {
-    grep -E "(^| )$3-[0-9]+ .* $2: " "$1" | sed 's/^.* '"$2"': ([^)]*) *//'
+    grep -E "(^| )($3|<\.\.\.>)-[0-9]+ .* $2: " "$1" | sed 's/^.* '"$2"': ([^)]*) *//'
 }
