@@ -24,7 +24,7 @@ cat "$LAB_MARKER_FILE" > /dev/null
 echo 0 > "$T/instances/lab/events/$EVENT/enable"
 
 # busybox may run cat as a NOEXEC applet: a forked shell that keeps the comm "sh".
-seen="$(event_args "$T/instances/lab/trace" do_sys_openat2 '(cat|sh)')"
+seen="$(event_args "$T/instances/lab/trace" do_sys_openat2 '(cat|sh)' | grep -F "$LAB_MARKER_FILE")"
 echo "$seen" | grep -qxF "$expected" || {
     grep " do_sys_openat2: " "$T/instances/lab/trace" | tail -n 20 | sed 's/^/  trace: /'
     fail "expected an event from cat with $expected, saw: ${seen:-no do_sys_openat2 event from cat}"
