@@ -430,9 +430,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// `struct file { ...; struct path f_path @16; ...; unsigned int f_flags @68? }` etc.,
-    /// laid out like the 6.1 kernel perf's lab shows: f_path at 16, path.dentry at 8,
-    /// dentry.d_name at 32, qstr.name at 8.
+    /// Kernel-like types laid out as on Debian's 6.1 kernel (perf's lab output there is
+    /// `+0(+40(+24(%di))):string`): file.f_path at 16, path.dentry at 8, dentry.d_name at 32,
+    /// qstr.name at 8 behind an anonymous union, plus a bitfield and a char array in dentry.
     pub(crate) fn kernel_like() -> (Fake, TypeId) {
         let mut f = Fake::default();
         let ch = f.add(

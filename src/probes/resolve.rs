@@ -712,8 +712,15 @@ const SYSCALL_ARG_REGS: [&str; 6] = ["di", "si", "dx", "r10", "r8", "r9"];
 /// `pt_regs`, from user memory. Away from the entry the registers may have moved on: the
 /// values then say so.
 fn kernel_scope<'a>(types: &'a dyn TypeSource, func: &str, at_entry: bool) -> Option<Scope<'a>> {
-    let not_entry = || {
-        Err("BTF gives parameters only at the function's entry (no %return, no +OFFS)".to_string())
+    let param = |p: crate::debuginfo::Param, base: FetchArg| NamedValue {
+        name: p.name,
+        ty: p.ty,
+        base: if at_entry {
+            Ok(Base::Value(base))
+        } else {
+            Err("BTF gives parameters only at the function's entry (no %return, no +OFFS)".into())
+        },
+        is_param: true,
     };
     if let Some(sys) = func.strip_prefix("__x64_sys_") {
         let proto = ["__se_sys_", "__do_sys_"]
@@ -726,17 +733,7 @@ fn kernel_scope<'a>(types: &'a dyn TypeSource, func: &str, at_entry: bool) -> Op
                 .zip(SYSCALL_ARG_REGS)
                 .map(|(p, r)| {
                     let off = super::regs::pt_regs_offset(r).unwrap_or(0);
-                    let base = FetchArg::Reg("di").deref(i64::from(off), false);
-                    NamedValue {
-                        name: p.name,
-                        ty: p.ty,
-                        base: if at_entry {
-                            Ok(Base::Value(base))
-                        } else {
-                            not_entry()
-                        },
-                        is_param: true,
-                    }
+                    param(p, FetchArg::Reg("di").deref(i64::from(off), false))
                 })
                 .collect();
             return Some(Scope {
@@ -757,16 +754,7 @@ fn kernel_scope<'a>(types: &'a dyn TypeSource, func: &str, at_entry: bool) -> Op
                 Some(r) => FetchArg::Reg(r),
                 None => FetchArg::Stack(i as u32 - 5),
             };
-            NamedValue {
-                name: p.name,
-                ty: p.ty,
-                base: if at_entry {
-                    Ok(Base::Value(base))
-                } else {
-                    not_entry()
-                },
-                is_param: true,
-            }
+            param(p, base)
         })
         .collect();
     Some(Scope {
