@@ -124,9 +124,14 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
             }
         }
         None => {
-            let kallsyms = env::read_kallsyms();
-            let traceable = tracefs.as_ref().and_then(env::read_traceable);
-            let blacklist = env::read_kprobe_blacklist();
+            // --btf describes another kernel: this one's symbol lists do not apply to it.
+            let local = args.btf.is_none();
+            let kallsyms = env::read_kallsyms().filter(|_| local);
+            let traceable = tracefs
+                .as_ref()
+                .and_then(env::read_traceable)
+                .filter(|_| local);
+            let blacklist = env::read_kprobe_blacklist().filter(|_| local);
             let btf = env::kernel_btf(args.btf.as_deref())?;
             for (i, spec) in parsed.iter().enumerate() {
                 let target = Target::Kernel {
