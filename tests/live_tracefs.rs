@@ -43,6 +43,9 @@ struct Target {
     _dir: tempfile::TempDir,
     path: PathBuf,
     offset: u64,
+    /// Length of the entry point's first instruction: `offset + second_insn` is the next
+    /// instruction boundary.
+    second_insn: u64,
 }
 
 fn target() -> Target {
@@ -65,10 +68,20 @@ fn target() -> Target {
             (entry >= addr && entry < addr + size).then(|| file_off + (entry - addr))
         })
         .expect("entry point inside a segment");
+    // `_start` opens with `endbr64` (f3 0f 1e fa) on CET builds, else `xor %ebp,%ebp` (31 ed).
+    let first = data
+        .get(offset as usize..offset as usize + 4)
+        .expect("entry bytes");
+    let second_insn = match first {
+        [0xf3, 0x0f, 0x1e, 0xfa] => 4,
+        [0x31, 0xed, ..] => 2,
+        other => panic!("unexpected first instruction at _start: {other:02x?}"),
+    };
     Target {
         _dir: dir,
         path,
         offset,
+        second_insn,
     }
 }
 
@@ -277,8 +290,10 @@ fn delete_group_removes_every_event_and_multiprobe_point() {
     }
     let features = tracefs.features().expect("features");
     if features.multiprobe {
-        // Same name and args on the same place again: a second point of `one`.
-        let again = format!("p:{g}/one {path}:{off:#x} a=%di:u64");
+        // Same name and args on another place: a second point of `one`. (The same place
+        // again is refused with EEXIST, "There is already the exact same probe event".)
+        let second = off + target.second_insn;
+        let again = format!("p:{g}/one {path}:{second:#x} a=%di:u64");
         tracefs
             .append_probe(ProbeKind::Uprobe, &again)
             .expect("multi-probe append");
@@ -330,7 +345,7 @@ fn bad_line_is_rejected_with_error_log_and_caret() {
     assert_eq!(lines[2].find('^'), Some(2 + log.caret), "{rendered}");
     assert!(!tracefs.event_exists(g, "bad"));
 
-    // Same name, different args: EEXIST, and the kernel's caret points past the command.
+    // Same name, different args: EEXIST, with the caret under the argument that differs.
     let good = format!("p:{g}/dup {}:{off:#x} a=%di:u32", path.display());
     tracefs
         .append_probe(ProbeKind::Uprobe, &good)
@@ -348,7 +363,12 @@ fn bad_line_is_rejected_with_error_log_and_caret() {
         log.message,
         "Argument type or name is different from existing probe"
     );
-    assert!(log.caret >= clash.len(), "caret {} in {clash:?}", log.caret);
+    assert_eq!(
+        Some(log.caret),
+        clash.find("b=%di"),
+        "caret {} in {clash:?}",
+        log.caret
+    );
 
     // Deleting an event that does not exist: ENOENT, and no error_log entry to show.
     let err = tracefs

@@ -136,7 +136,7 @@ impl Tracefs {
         write_control(&path, filter).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => no_such_event(group, event, &path),
             _ => {
-                let message = std::fs::read_to_string(&path)
+                let message = read_in_one_call(&path)
                     .ok()
                     .and_then(|text| parse_filter_error(&text));
                 TracefsError::FilterRejected {
@@ -195,6 +195,21 @@ pub(crate) fn read_text(path: &Path) -> Result<String, TracefsError> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// Reads a control file with a single `read(2)`.
+///
+/// Some tracefs files answer only the first read: `events/*/*/filter` (`event_filter_read`)
+/// returns 0 for any read at a non-zero position, so the 32-byte first read that
+/// `std::fs::read` makes on a file whose size is 0 gets the start of a parse error and never
+/// the `parse_error:` line. One large read gets it all.
+pub(crate) fn read_in_one_call(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = file.read(&mut buf)?;
+    buf.truncate(n);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 fn read_event_file(path: &Path, group: &str, event: &str) -> Result<String, TracefsError> {
