@@ -11,6 +11,7 @@ pub mod cli;
 pub mod debuginfo;
 pub mod dwarf;
 pub mod elf;
+pub mod perf;
 pub mod probes;
 #[cfg(target_os = "linux")]
 pub mod sys;

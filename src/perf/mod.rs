@@ -1,0 +1,8 @@
+//! perf events and the perf.data format: the ABI shared by the recorder, the perf.data writer
+//! and the reader (`abi`), and, as they land, `perf_event_attr` building, ring-buffer reading
+//! over byte slices, typed records, the writer, the reader and the recorder loop.
+//!
+//! Pure: nothing here makes a syscall; `crate::sys` opens events and maps ring buffers and
+//! hands this module plain bytes.
+
+pub mod abi;
