@@ -36,7 +36,8 @@ pub(crate) struct Field {
 impl Field {
     fn from_format(f: &FormatField) -> Field {
         let ty = f.type_name.as_str();
-        let array = f.array || f.data_loc || ty.contains('[');
+        // `__data_loc cpumask_t mask` is dynamic but, without `[]`, not an array.
+        let array = f.array || ty.contains('[');
         let string = array && (ty.contains("char") || ty.contains("u8") || ty.contains("s8"));
         let long = ty.contains("long");
         let offset = f.offset as usize;

@@ -229,7 +229,7 @@ impl Program {
                     let star = len_arg.map(|a| i64::from(self.num(a, data, 0) as i32));
                     // print_arg_string() prints into a helper buffer and copies it up to a NUL.
                     let start = out.len();
-                    self.print_str(out, spec, star, *arg, data, syms, 0);
+                    self.print_str(out, spec, star, *arg, data, 0);
                     if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
                         out.truncate(start + nul);
                     }
@@ -353,7 +353,6 @@ impl Program {
     }
 
     // print_str_arg()
-    #[allow(clippy::too_many_arguments)]
     fn print_str(
         &self,
         out: &mut Vec<u8>,
@@ -361,7 +360,6 @@ impl Program {
         star: Option<i64>,
         id: Id,
         data: &[u8],
-        syms: &dyn KernelSymbols,
         depth: u32,
     ) {
         if depth > MAX_DEPTH {
@@ -370,15 +368,11 @@ impl Program {
         match &self.nodes[id] {
             Node::Atom { text, .. } => cfmt::string(out, spec, star, text),
             Node::Field(Some(f)) => {
+                // libtraceevent prints a pointer-sized field in hex (or as the printk string it
+                // points at) only when the field size equals its long size, which perf 6.1
+                // never sets on this path: `%s` of a `const char *` field prints the pointer's
+                // eight bytes as a string (rcu_utilization shows garbage in perf 6.1 too).
                 let f = self.field(*f);
-                if !f.array && f.size == 8 {
-                    let addr = raw::read_number(data, f.offset, 8);
-                    match syms.find_printk(addr) {
-                        Some(text) => out.extend_from_slice(text.as_bytes()),
-                        None => cfmt::hex(out, addr),
-                    }
-                    return;
-                }
                 let len = if f.size > 0 {
                     f.size
                 } else {
@@ -437,7 +431,8 @@ impl Program {
                 let Some(start) = self.array_start(*field, data) else {
                     return;
                 };
-                let len = self.num(*size, data, depth + 1) as u32 as usize;
+                // An `int` in perf 6.1's copy: a negative length prints nothing.
+                let len = usize::try_from(self.num(*size, data, depth + 1) as i32).unwrap_or(0);
                 for (i, byte) in raw::slice(data, start, len).iter().enumerate() {
                     if i > 0 && !joined {
                         out.push(b' ');
@@ -453,7 +448,7 @@ impl Program {
                 let Some(mut at) = self.array_start(*field, data) else {
                     return;
                 };
-                let len = self.num(*count, data, depth + 1) as u32;
+                let len = (self.num(*count, data, depth + 1) as i32).max(0);
                 let el_size = self.num(*el_size, data, depth + 1) as i32;
                 for i in 0..len {
                     let size = match el_size {
@@ -499,7 +494,7 @@ impl Program {
                 {
                     let pick = if cond != 0 { yes } else { no };
                     if let Some(p) = pick {
-                        self.print_str(out, spec, star, *p, data, syms, depth + 1);
+                        self.print_str(out, spec, star, *p, data, depth + 1);
                     }
                 }
             }
