@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rprobe::replay::printfmt::{Compiled, NoSymbols};
+use rprobe::replay::printfmt::{Compiled, KernelSymbols, NoSymbols};
 
 use rprobe::tracefs::format::{parse_format, EventFormat};
 
@@ -133,6 +133,20 @@ fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+/// A tracefs file read with one `read(2)`: `events/header_page` answers a read at a nonzero
+/// offset with EOF (6.18), so `fs::read`, which starts with a 32-byte probe read on a file of
+/// size 0, gets only 32 bytes of it.
+fn read_once(path: &Path) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut f = fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let n = f
+        .read(&mut buf)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    buf.truncate(n);
+    buf
+}
+
 /// The HEADER_TRACING_DATA payload for `events` (perf-data.md §6).
 fn tracing_data(events: &[&Event]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -141,7 +155,7 @@ fn tracing_data(events: &[&Event]) -> Vec<u8> {
     out.push(8);
     put_u32(&mut out, 4096);
     for name in ["header_page", "header_event"] {
-        let text = fs::read(Path::new(TRACEFS).join("events").join(name)).expect(name);
+        let text = read_once(&Path::new(TRACEFS).join("events").join(name));
         out.extend_from_slice(name.as_bytes());
         out.push(0);
         put_u64(&mut out, text.len() as u64);
@@ -467,13 +481,14 @@ fn perf_script_agrees_on_every_format() {
         systems.entry(&e.system).or_default().push(e);
     }
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let file = fx.dir.join("printfmt-synthetic.data");
     let mut diffs = BTreeMap::new();
     let mut crashes = Vec::new();
     let mut tamed = Vec::new();
     let mut samples_total = 0;
     let rounds = 4;
-    for group in systems.values() {
+    for (system, group) in &systems {
+        // One file per system, kept for a look with perf script when something differs.
+        let file = fx.dir.join(format!("printfmt-synthetic-{system}.data"));
         let (samples, expected) = synthetic(group, rounds, false, &mut rng);
         write_perf_data(&file, group, &samples);
         let mut retry: Vec<&Event> = Vec::new();
@@ -535,4 +550,375 @@ fn perf_script_agrees_on_every_format() {
         crashes.len() * 100 < events.len(),
         "perf crashes on {crashes:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real recordings: a small perf.data reader, kernel symbols as perf picks them, comparisons.
+// ---------------------------------------------------------------------------------------------
+
+/// One sample of a perf.data file: what the comparison needs.
+struct Recorded {
+    cpu: u32,
+    time: u64,
+    raw: Vec<u8>,
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// The SAMPLE records of a perf.data file perf wrote (file mode, no compression): the attr of
+/// each is found by its IDENTIFIER when all attrs have one, else the first attr's layout holds.
+fn read_perf_data(path: &Path) -> Vec<Recorded> {
+    let b = fs::read(path).expect("read perf.data");
+    assert_eq!(
+        &b[..8],
+        b"PERFILE2",
+        "{}: not a perf.data file",
+        path.display()
+    );
+    let attr_size = u64_at(&b, 16) as usize;
+    let (attrs_at, attrs_len) = (u64_at(&b, 24) as usize, u64_at(&b, 32) as usize);
+    let (data_at, data_len) = (u64_at(&b, 40) as usize, u64_at(&b, 48) as usize);
+    let mut by_id = BTreeMap::new();
+    let mut types = Vec::new();
+    for i in 0..attrs_len / attr_size {
+        let attr = &b[attrs_at + i * attr_size..attrs_at + (i + 1) * attr_size];
+        let sample_type = u64_at(attr, 24);
+        types.push(sample_type);
+        let (ids_at, ids_len) = (
+            u64_at(attr, attr_size - 16) as usize,
+            u64_at(attr, attr_size - 8) as usize,
+        );
+        for k in 0..ids_len / 8 {
+            by_id.insert(u64_at(&b, ids_at + 8 * k), sample_type);
+        }
+    }
+    let identifier = types.iter().all(|t| t & (1 << 16) != 0);
+    let mut out = Vec::new();
+    let mut at = data_at;
+    while at + 8 <= data_at + data_len {
+        let kind = u32_at(&b, at);
+        let size = usize::from(u16::from_le_bytes([b[at + 6], b[at + 7]]));
+        assert!(size >= 8, "record of size {size} at {at}");
+        if kind == 9 {
+            let body = &b[at + 8..at + size];
+            let sample_type = if identifier {
+                by_id[&u64_at(body, 0)]
+            } else {
+                types[0]
+            };
+            assert_eq!(sample_type & (1 << 4), 0, "PERF_SAMPLE_READ is not handled");
+            let mut p = 0;
+            let (mut cpu, mut time, mut raw) = (0, 0, Vec::new());
+            for bit in 0..=10 {
+                if sample_type & (1 << bit) == 0 && !(bit == 0 && identifier) {
+                    continue;
+                }
+                match bit {
+                    // IDENTIFIER comes first; bit 0 stands for it here, IP follows.
+                    0 => {
+                        if identifier {
+                            p += 8;
+                        }
+                        if sample_type & 1 != 0 {
+                            p += 8;
+                        }
+                    }
+                    2 => {
+                        time = u64_at(body, p);
+                        p += 8;
+                    }
+                    7 => {
+                        cpu = u32_at(body, p);
+                        p += 8;
+                    }
+                    5 => p += 8 + 8 * u64_at(body, p) as usize,
+                    10 => {
+                        let len = u32_at(body, p) as usize;
+                        raw = body[p + 4..p + 4 + len].to_vec();
+                        p += 4 + len;
+                    }
+                    _ => p += 8,
+                }
+            }
+            out.push(Recorded { cpu, time, raw });
+        }
+        at += size;
+    }
+    out
+}
+
+/// `/proc/kallsyms` as perf's kernel map uses it: T, W, D and B symbols (any case), one per
+/// address chosen as `choose_best_symbol()` does (global over weak over local, fewer leading
+/// underscores, then the longer name), each ending where the next begins.
+/// With `printk_formats` as perf keeps them: text without quotes and without a final `\n`.
+struct Kallsyms(Vec<(u64, String)>, BTreeMap<u64, String>);
+
+impl Kallsyms {
+    fn load() -> Kallsyms {
+        let text = fs::read_to_string("/proc/kallsyms").expect("read /proc/kallsyms");
+        let mut syms: Vec<(u64, u8, String)> = Vec::new();
+        for line in text.lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let kind = kind.as_bytes()[0];
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            if addr != 0 && b"TWDB".contains(&kind.to_ascii_uppercase()) {
+                syms.push((addr, kind, name.to_owned()));
+            }
+        }
+        syms.sort_by_key(|s| s.0);
+        let rank = |kind: u8, name: &str| {
+            let binding = match kind {
+                b'W' | b'w' => 1,
+                k if k.is_ascii_uppercase() => 0,
+                _ => 2,
+            };
+            let underscores = name.bytes().take_while(|&c| c == b'_').count();
+            (binding, underscores, usize::MAX - name.len())
+        };
+        let mut best: Vec<(u64, String)> = Vec::new();
+        let mut best_rank = (0, 0, 0);
+        for (addr, kind, name) in syms {
+            let r = rank(kind, &name);
+            match best.last_mut() {
+                Some(last) if last.0 == addr => {
+                    if r < best_rank {
+                        last.1 = name;
+                        best_rank = r;
+                    }
+                }
+                _ => {
+                    best.push((addr, name));
+                    best_rank = r;
+                }
+            }
+        }
+        let mut printk = BTreeMap::new();
+        for line in
+            String::from_utf8_lossy(&read_once(&Path::new(TRACEFS).join("printk_formats"))).lines()
+        {
+            let Some((addr, text)) = line.split_once(':') else {
+                continue;
+            };
+            let Ok(addr) = u64::from_str_radix(addr.trim().trim_start_matches("0x"), 16) else {
+                continue;
+            };
+            let text = text.strip_prefix(' ').unwrap_or(text);
+            let text = text.strip_prefix('"').unwrap_or(text);
+            let text = text.strip_suffix('"').unwrap_or(text);
+            let text = text.strip_suffix("\\n").unwrap_or(text);
+            printk.insert(addr, text.to_owned());
+        }
+        Kallsyms(best, printk)
+    }
+}
+
+impl KernelSymbols for Kallsyms {
+    fn find(&self, addr: u64) -> Option<(&str, u64)> {
+        let i = self.0.partition_point(|s| s.0 <= addr);
+        if i == 0 || i == self.0.len() {
+            return None;
+        }
+        let (start, name) = &self.0[i - 1];
+        Some((name.as_str(), addr - start))
+    }
+
+    fn find_printk(&self, addr: u64) -> Option<&str> {
+        self.1.get(&addr).map(String::as_str)
+    }
+}
+
+/// Compares `perf script -F cpu,time,trace --ns` of `file` with rprobe's text of the same
+/// samples (as sorted lines, since perf orders equal times its own way) and returns the
+/// differences per event, and the number of samples per event.
+fn compare_recording(
+    file: &Path,
+    formats: &BTreeMap<u32, (String, Compiled)>,
+    syms: &dyn KernelSymbols,
+) -> (BTreeMap<String, (usize, String)>, BTreeMap<String, usize>) {
+    let fx = common::fixtures();
+    let perf = perf_script(&fx.perf_home, file, "cpu,time,trace").expect("perf script");
+    let mut counts = BTreeMap::<String, usize>::new();
+    let mut ours: Vec<(String, String)> = Vec::new();
+    for s in read_perf_data(file) {
+        let id = u32::from(u16::from_le_bytes([s.raw[0], s.raw[1]]));
+        let (name, compiled) = formats
+            .get(&id)
+            .unwrap_or_else(|| panic!("a sample of event id {id}, whose format is not known"));
+        let mut text = Vec::new();
+        compiled.render(&s.raw, syms, &mut text);
+        let line = format!(
+            "[{:03}] {}{}",
+            s.cpu,
+            time_prefix(s.time),
+            String::from_utf8_lossy(&text)
+        );
+        *counts.entry(name.clone()).or_default() += 1;
+        ours.push((line, name.clone()));
+    }
+    let mut theirs: Vec<&str> = perf.lines().collect();
+    theirs.sort_unstable();
+    ours.sort();
+    let mut diffs = BTreeMap::<String, (usize, String)>::new();
+    let mut j = 0;
+    for (line, name) in &ours {
+        while j < theirs.len() && theirs[j] < line.as_str() {
+            j += 1;
+        }
+        if theirs.get(j) == Some(&line.as_str()) {
+            j += 1;
+            continue;
+        }
+        // The perf line of the same cpu and time, for the message.
+        let key = &line[..line.find(": ").map_or(line.len(), |p| p + 2)];
+        let got = perf
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or("(none)");
+        let entry = diffs.entry(name.clone()).or_insert((0, String::new()));
+        if entry.0 == 0 {
+            entry.1 = format!("perf:   {got:?}\nrprobe: {line:?}");
+        }
+        entry.0 += 1;
+    }
+    assert_eq!(
+        theirs.len(),
+        ours.len(),
+        "perf script printed {} lines for {} samples",
+        theirs.len(),
+        ours.len()
+    );
+    (diffs, counts)
+}
+
+/// Formats by id for events named `SYS:EVT` (any event of a system with `SYS:*`).
+fn formats_of(events: &[Event], wanted: &[&str]) -> BTreeMap<u32, (String, Compiled)> {
+    events
+        .iter()
+        .filter(|e| {
+            wanted.iter().any(|w| match w.strip_suffix(":*") {
+                Some(sys) => e.system == sys,
+                None => *w == e.full_name(),
+            })
+        })
+        .map(|e| (e.format.id, (e.full_name(), Compiled::new(&e.format))))
+        .collect()
+}
+
+/// A short workload for the tracepoints: files, a block write with fsync, TCP over IPv4 and
+/// IPv6 loopback, a sleep.
+const WORKLOAD: &str = r#"ls / >/dev/null
+dd if=/dev/zero of="$1/dd.out" bs=64k count=4 conv=fsync 2>/dev/null
+python3 -c '
+import socket
+for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    s = socket.socket(fam); s.bind((host, 0)); s.listen()
+    c = socket.create_connection(s.getsockname()[:2]); a, _ = s.accept()
+    c.send(b"x"); a.recv(1); c.close(); a.close(); s.close()
+'
+sleep 0.02
+"#;
+
+#[test]
+fn perf_script_agrees_on_recorded_tracepoints() {
+    if !live_or_skip(
+        "perf_script_agrees_on_recorded_tracepoints",
+        Needs::TracefsAndPerf,
+    ) {
+        return;
+    }
+    let _lock = common::tracefs_lock();
+    let fx = common::fixtures();
+    let (events, _) = tracefs_events();
+    // Whole systems, and from the busy ones (syscalls: ~700 events, whose setup alone takes
+    // perf seconds; kmem: 100k samples per process start) the events the workload exercises.
+    // Every format of these systems is compared with perf by the synthetic test above.
+    let mut wanted: Vec<String> = [
+        "sched:*",
+        "irq:*",
+        "timer:*",
+        "block:*",
+        "ipi:*",
+        "rcu:*",
+        "sock:*",
+        "tcp:*",
+        "skb:*",
+        "net:*",
+        "signal:*",
+        "task:*",
+        "kmem:kmalloc",
+        "kmem:kfree",
+        "kmem:mm_page_free",
+    ]
+    .map(String::from)
+    .to_vec();
+    for call in [
+        "openat",
+        "read",
+        "write",
+        "connect",
+        "bind",
+        "accept4",
+        "sendto",
+        "recvfrom",
+        "execve",
+        "mmap",
+        "exit_group",
+        "newfstatat",
+        "clock_nanosleep",
+        "fsync",
+        "close",
+    ] {
+        wanted.push(format!("syscalls:sys_enter_{call}"));
+        wanted.push(format!("syscalls:sys_exit_{call}"));
+    }
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let formats = formats_of(&events, &wanted);
+    let script = fx.dir.join("printfmt-workload.sh");
+    fs::write(&script, WORKLOAD).expect("write workload");
+    let file = fx.dir.join("printfmt-tracepoints.data");
+    let mut cmd = common::perf(&fx.perf_home);
+    cmd.args(["record", "-q", "-o"]).arg(&file);
+    for w in &wanted {
+        cmd.args(["-e", w]);
+    }
+    cmd.arg("--").arg("sh").arg(&script).arg(&fx.dir);
+    let out = cmd.output().expect("run perf record");
+    assert!(
+        out.status.success(),
+        "perf record: {}",
+        common::show_output(&out)
+    );
+    let syms = Kallsyms::load();
+    let (diffs, counts) = compare_recording(&file, &formats, &syms);
+    let samples: usize = counts.values().sum();
+    println!(
+        "{samples} samples of {} events: {} events differ",
+        counts.len(),
+        diffs.len()
+    );
+    for name in ["sched:sched_switch", "kmem:kmalloc", "ipi:ipi_send_cpumask"] {
+        println!(
+            "  {name}: {} samples",
+            counts.get(name).copied().unwrap_or(0)
+        );
+    }
+    assert!(diffs.is_empty(), "{}", report(&diffs));
+    assert!(
+        counts.len() >= 20,
+        "only {} events had samples: {counts:?}",
+        counts.len()
+    );
+    assert!(counts.contains_key("sched:sched_switch") && counts.contains_key("kmem:kmalloc"));
 }

@@ -17,8 +17,8 @@
 //!   a function argument with an operator (`__get_dynamic_array_len(x) / 4`) does not parse:
 //!   the event prints `[FAILED TO PARSE]` and ` name=value` for each of its fields;
 //! - probe-event arrays declared `u16/u32/u64 x[]` have element size 0, so `REC->x[i]` is 0;
-//! - `%s` of a pointer field (`const char *`) prints the pointer's 8 bytes as a string, not
-//!   the printk string or the address (perf 6.1 never sets the long size this check needs);
+//! - `%s` of an 8-byte field that is no array prints the printk string at that address, or
+//!   the address in hex without `0x`;
 //! - `__print_hex` and `__print_array` take their length as an `int`: negative prints nothing;
 //! - `%pS` of an address with no symbol prints `0x` and the hex address; `%p` of 0 `(nil)`;
 //!   letters after `%p` other than vsprintf's `S s F f M m I i U h` families stay as text
@@ -36,13 +36,21 @@ mod spec;
 
 use crate::tracefs::format::EventFormat;
 
-/// Kernel symbols for `%pS`/`%ps`/`%pF`.
+/// Kernel symbols for `%pS`/`%ps`/`%pF`, and kernel strings for `%s` of a pointer field.
 ///
 /// perf resolves through the kernel map of the recording (`machine__resolve_kernel_addr`);
 /// without one, `%pS` prints the address in hex.
 pub trait KernelSymbols {
     /// The symbol containing `addr` and the offset of `addr` from its start.
     fn find(&self, addr: u64) -> Option<(&str, u64)>;
+
+    /// The constant string at `addr`, from the `printk_formats` section of the tracing data
+    /// (lines `0xADDR : "text"`; perf keeps the text without its quotes and without a final
+    /// `\n`). `%s` of a pointer field (`rcu_utilization`'s `const char *s`) prints it, or
+    /// the address in hex when there is none.
+    fn find_printk(&self, _addr: u64) -> Option<&str> {
+        None
+    }
 }
 
 /// No symbols at all: `%pS` prints hex, as perf does without a kernel map.

@@ -229,7 +229,7 @@ impl Program {
                     let star = len_arg.map(|a| i64::from(self.num(a, data, 0) as i32));
                     // print_arg_string() prints into a helper buffer and copies it up to a NUL.
                     let start = out.len();
-                    self.print_str(out, spec, star, *arg, data, 0);
+                    self.print_str(out, spec, star, *arg, data, syms, 0);
                     if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
                         out.truncate(start + nul);
                     }
@@ -353,6 +353,7 @@ impl Program {
     }
 
     // print_str_arg()
+    #[allow(clippy::too_many_arguments)]
     fn print_str(
         &self,
         out: &mut Vec<u8>,
@@ -360,6 +361,7 @@ impl Program {
         star: Option<i64>,
         id: Id,
         data: &[u8],
+        syms: &dyn KernelSymbols,
         depth: u32,
     ) {
         if depth > MAX_DEPTH {
@@ -368,11 +370,17 @@ impl Program {
         match &self.nodes[id] {
             Node::Atom { text, .. } => cfmt::string(out, spec, star, text),
             Node::Field(Some(f)) => {
-                // libtraceevent prints a pointer-sized field in hex (or as the printk string it
-                // points at) only when the field size equals its long size, which perf 6.1
-                // never sets on this path: `%s` of a `const char *` field prints the pointer's
-                // eight bytes as a string (rcu_utilization shows garbage in perf 6.1 too).
                 let f = self.field(*f);
+                // A pointer-sized field that is no array is taken for a pointer: the printk
+                // string it points at (`rcu_utilization`), or its address in hex.
+                if !f.array && f.size == 8 {
+                    let addr = raw::read_number(data, f.offset, 8);
+                    match syms.find_printk(addr) {
+                        Some(text) => out.extend_from_slice(text.as_bytes()),
+                        None => cfmt::hex(out, addr),
+                    }
+                    return;
+                }
                 let len = if f.size > 0 {
                     f.size
                 } else {
@@ -494,7 +502,7 @@ impl Program {
                 {
                     let pick = if cond != 0 { yes } else { no };
                     if let Some(p) = pick {
-                        self.print_str(out, spec, star, *p, data, depth + 1);
+                        self.print_str(out, spec, star, *p, data, syms, depth + 1);
                     }
                 }
             }
