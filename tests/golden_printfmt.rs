@@ -922,3 +922,120 @@ fn perf_script_agrees_on_recorded_tracepoints() {
     );
     assert!(counts.contains_key("sched:sched_switch") && counts.contains_key("kmem:kmalloc"));
 }
+
+/// `perf probe -x BIN -D FUNC` -> `BIN:0xOFFSET`, the place of a uprobe definition.
+fn probe_place(home: &Path, bin: &Path, func: &str) -> String {
+    let out = common::perf(home)
+        .args(["probe", "-x"])
+        .arg(bin)
+        .args(["-D", func])
+        .output()
+        .expect("run perf probe -D");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("p:") || l.starts_with("r:"))
+        .unwrap_or_else(|| panic!("perf probe -D {func}: {}", common::show_output(&out)));
+    line.split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no place in {line:?}"))
+        .to_owned()
+}
+
+#[test]
+fn perf_script_agrees_on_recorded_uprobes() {
+    if !live_or_skip(
+        "perf_script_agrees_on_recorded_uprobes",
+        Needs::TracefsAndPerf,
+    ) {
+        return;
+    }
+    let _lock = common::tracefs_lock();
+    let fx = common::fixtures();
+    let grp = common::group("printfmt");
+    let mut guard = common::EventGuard::new();
+    guard.own_group(&grp);
+    let work = probe_place(&fx.perf_home, &fx.o0, "work");
+    let point = probe_place(&fx.perf_home, &fx.o0, "point_sum");
+    let greeting = probe_place(&fx.perf_home, &fx.o0, "greeting");
+    // work(int id, long len, const char *name): numbers of each type, the string twice,
+    // arrays of three element types over its bytes, a bitfield and a char.
+    let defs = [
+        format!(
+            "p:{grp}/work {work} id=%di:s32 len=%si:s64 ulen=%si:u64 hex=%si:x32 neg=%si:s16 \
+             name=+0(%dx):string uname=+0(%dx):ustring arr=+0(%dx):x8[4] w=+0(%dx):x16[2] \
+             sa=+0(%dx):s8[3] bf=%di:b3@1/32 ch=+0(%dx):char c2=+1(%dx):u8"
+        ),
+        format!("r:{grp}/work_ret {work} ret=$retval:s64 rx=$retval:x64"),
+        format!("p:{grp}/point {point} x=+0(%di):s64 y=+8(%di):s64 label=+0(+16(%di)):string"),
+        format!("r:{grp}/greeting_ret {greeting} s=+0($retval):string"),
+    ];
+    for def in &defs {
+        common::write_uprobe_events(&format!("{def}\n"))
+            .unwrap_or_else(|e| panic!("add {def:?}: {e}"));
+    }
+    let names = ["work", "work_ret", "point", "greeting_ret"];
+    let events: Vec<Event> = names
+        .iter()
+        .map(|name| {
+            let text = fs::read_to_string(
+                Path::new(TRACEFS)
+                    .join("events")
+                    .join(&grp)
+                    .join(name)
+                    .join("format"),
+            )
+            .expect("read probe format");
+            Event {
+                system: grp.clone(),
+                format: parse_format(&text).expect("probe format parses"),
+                text,
+            }
+        })
+        .collect();
+    let formats: BTreeMap<u32, (String, Compiled)> = events
+        .iter()
+        .map(|e| (e.format.id, (e.full_name(), Compiled::new(&e.format))))
+        .collect();
+    let file = fx.dir.join("printfmt-uprobes.data");
+    let mut cmd = common::perf(&fx.perf_home);
+    cmd.args(["record", "-q", "-o"]).arg(&file);
+    for name in names {
+        cmd.args(["-e", &format!("{grp}:{name}")]);
+    }
+    cmd.arg("--").arg(&fx.o0).arg("3");
+    let out = cmd.output().expect("run perf record");
+    assert!(
+        out.status.success(),
+        "perf record: {}",
+        common::show_output(&out)
+    );
+    let (diffs, counts) = compare_recording(&file, &formats, &NoSymbols);
+    // Random values in the same formats, as for the tracepoints.
+    let refs: Vec<&Event> = events.iter().collect();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (samples, expected) = synthetic(&refs, 16, false, &mut rng);
+    let synthetic_file = fx.dir.join("printfmt-uprobes-synthetic.data");
+    write_perf_data(&synthetic_file, &refs, &samples);
+    let perf = perf_script(&fx.perf_home, &synthetic_file, "time,trace").expect("perf script");
+    let synthetic_diffs = diff_samples(&perf, &expected);
+    drop(guard);
+    println!("uprobe samples per event: {counts:?}");
+    assert!(diffs.is_empty(), "recorded:\n{}", report(&diffs));
+    assert!(
+        synthetic_diffs.is_empty(),
+        "synthetic:\n{}",
+        report(&synthetic_diffs)
+    );
+    // ROUNDS=3: work runs 3 times a round, point_sum and greeting once.
+    let want: BTreeMap<String, usize> = [
+        ("work", 9),
+        ("work_ret", 9),
+        ("point", 3),
+        ("greeting_ret", 3),
+    ]
+    .iter()
+    .map(|(n, c)| (format!("{grp}:{n}"), *c))
+    .collect();
+    assert_eq!(counts, want);
+}
