@@ -1,6 +1,11 @@
 //! The part of glibc's printf that libtraceevent hands conversions to: `%d %i %u %x %X %o`
 //! with `hh h l ll L z` and `%s`, flags `- 0 #` (and ` +`, which libtraceevent never passes
 //! through), widths and precisions, `*` from an argument. `%05s` pads with blanks, as glibc does.
+//! Widths and precisions are capped at [`MAX_WIDTH`]: a corrupt `%*s` width of 4 billion makes
+//! perf print 4 GB of blanks, here 4 KiB.
+
+/// The largest width or precision honoured.
+pub(crate) const MAX_WIDTH: usize = 4096;
 
 /// How many bytes or digits: written in the spec, or taken from an argument (`*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +102,7 @@ impl Spec {
         let mut left = self.left;
         let mut star = star;
         let width = match self.width {
-            Some(Count::Fixed(n)) => n,
+            Some(Count::Fixed(n)) => n.min(MAX_WIDTH),
             Some(Count::Star) => {
                 let v = star.take().unwrap_or(0);
                 if v < 0 {
@@ -105,15 +110,15 @@ impl Spec {
                 }
                 usize::try_from(v.unsigned_abs())
                     .unwrap_or(usize::MAX)
-                    .min(1 << 20)
+                    .min(MAX_WIDTH)
             }
             None => 0,
         };
         let prec = match self.prec {
-            Some(Count::Fixed(n)) => Some(n.min(1 << 20)),
+            Some(Count::Fixed(n)) => Some(n.min(MAX_WIDTH)),
             Some(Count::Star) => {
                 let v = star.take().unwrap_or(0);
-                usize::try_from(v).ok().map(|n| n.min(1 << 20))
+                usize::try_from(v).ok().map(|n| n.min(MAX_WIDTH))
             }
             None => None,
         };
