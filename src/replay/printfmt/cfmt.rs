@@ -31,11 +31,9 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
-    /// Parse `%...X`; lenient about order, as only libtraceevent-accepted specs reach here.
-    pub(crate) fn parse(text: &str) -> Spec {
-        let bytes = text.as_bytes();
-        let mut i = usize::from(bytes.first() == Some(&b'%'));
-        let mut spec = Spec {
+    /// `%X` with no flags, width or precision, reading `bits` bits.
+    const fn plain(conv: u8, bits: u32) -> Spec {
+        Spec {
             left: false,
             zero: false,
             alt: false,
@@ -43,9 +41,16 @@ impl Spec {
             space: false,
             width: None,
             prec: None,
-            bits: 32,
-            conv: bytes.last().copied().unwrap_or(b's'),
-        };
+            bits,
+            conv,
+        }
+    }
+
+    /// Parse `%...X`; lenient about order, as only libtraceevent-accepted specs reach here.
+    pub(crate) fn parse(text: &str) -> Spec {
+        let bytes = text.as_bytes();
+        let mut i = usize::from(bytes.first() == Some(&b'%'));
+        let mut spec = Spec::plain(bytes.last().copied().unwrap_or(b's'), 32);
         while let Some(&b) = bytes.get(i) {
             match b {
                 b'-' => spec.left = true,
@@ -255,22 +260,9 @@ pub(crate) fn dec_signed_width(out: &mut Vec<u8>, v: i64, width: usize) {
     int(out, &spec, None, v as u64);
 }
 
-const HEX64: Spec = Spec {
-    left: false,
-    zero: false,
-    alt: false,
-    plus: false,
-    space: false,
-    width: None,
-    prec: None,
-    bits: 64,
-    conv: b'x',
-};
+const HEX64: Spec = Spec::plain(b'x', 64);
 
-const DEC64: Spec = Spec {
-    conv: b'u',
-    ..HEX64
-};
+const DEC64: Spec = Spec::plain(b'u', 64);
 
 #[cfg(test)]
 mod tests {
