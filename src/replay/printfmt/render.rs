@@ -274,7 +274,7 @@ impl Program {
             Some(Node::Arg(Arg::DynArray(f))) => {
                 let f = self.field(*f);
                 let size = if f.elementsize > 0 { f.elementsize } else { 8 };
-                ((f.dynamic_at(data).0 as u64).wrapping_add(at), size)
+                ((f.absolute_at(data) as u64).wrapping_add(at), size)
             }
             Some(Node::Arg(Arg::Field(Some(f)))) => {
                 let f = self.field(*f);
@@ -452,7 +452,7 @@ impl Program {
     /// data or a field's offset.
     fn array_start(&self, id: Id, data: &[u8]) -> Option<usize> {
         match &self.nodes[id] {
-            Node::Arg(Arg::DynArray(f)) => Some(self.field(*f).dynamic_at(data).0),
+            Node::Arg(Arg::DynArray(f)) => Some(self.field(*f).absolute_at(data)),
             Node::Arg(Arg::Field(Some(f))) => Some(self.field(*f).offset),
             _ => None,
         }
