@@ -3,9 +3,9 @@
 //! (`tep_print_event(.., TEP_PRINT_INFO)`; the plugins in `/usr/lib/traceevent/plugins` are
 //! not used by perf 6.1's `perf script`, so e.g. `sys_enter_futex` prints its plain format).
 //!
-//! A format is compiled once per event ([`Compiled::new`]): the tokenizer ([`lex`]), the
-//! argument parser ([`parse`], which rebuilds libtraceevent's tree with its quirks) and the
-//! format-string splitter ([`spec`]) run there; [`Compiled::render`] only walks the tree and
+//! A format is compiled once per event ([`Compiled::new`]): the tokenizer (`lex`), the
+//! argument parser (`parse`, which rebuilds libtraceevent's tree with its quirks) and the
+//! format-string splitter (`spec`) run there; [`Compiled::render`] only walks the tree and
 //! appends to the caller's buffer, with no allocation on the common paths.
 //!
 //! What perf 6.1 (its copy of libtraceevent, frozen around 2020 when it moved out of the
