@@ -538,12 +538,11 @@ impl Program {
                 let upper = matches!(at(1), b'L' | b'B');
                 for i in 0..16 {
                     let b = bytes[if guid { GUID[i] } else { i }];
-                    let mut hex = Vec::with_capacity(2);
-                    cfmt::hex2(&mut hex, b);
+                    let at = out.len();
+                    cfmt::hex2(out, b);
                     if upper {
-                        hex.make_ascii_uppercase();
+                        out[at..].make_ascii_uppercase();
                     }
-                    out.extend_from_slice(&hex);
                     if matches!(i, 3 | 5 | 7 | 9) {
                         out.push(b'-');
                     }
@@ -781,7 +780,7 @@ fn bitmask(
         let mut hex = Vec::with_capacity(2);
         cfmt::hex2(&mut hex, byte);
         let at = i as usize;
-        text[at..at + 2].copy_from_slice(&hex);
+        text[at..at + 2].copy_from_slice(&hex[..2]);
         len += 1;
         if len & 3 == 0 && i > 0 {
             i -= 1;
