@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use rprobe::replay::printfmt::{Compiled, KernelSymbols, NoSymbols};
+use rprobe::replay::printfmt::{Compiled, KernelSymbols, NoSymbols, PrintkFormats};
 
 use rprobe::tracefs::format::{parse_format, EventFormat};
 
@@ -677,8 +677,8 @@ fn read_perf_data(path: &Path) -> Vec<Recorded> {
 /// `/proc/kallsyms` as perf's kernel map uses it: T, W, D and B symbols (any case), one per
 /// address chosen as `choose_best_symbol()` does (global over weak over local, fewer leading
 /// underscores, then the longer name), each ending where the next begins.
-/// With `printk_formats` as perf keeps them: text without quotes and without a final `\n`.
-struct Kallsyms(Vec<(u64, String)>, BTreeMap<u64, String>);
+/// With the kernel's `printk_formats`, which perf record saves in the tracing data.
+struct Kallsyms(Vec<(u64, String)>, PrintkFormats);
 
 impl Kallsyms {
     fn load() -> Kallsyms {
@@ -725,22 +725,9 @@ impl Kallsyms {
                 }
             }
         }
-        let mut printk = BTreeMap::new();
-        for line in
-            String::from_utf8_lossy(&read_once(&Path::new(TRACEFS).join("printk_formats"))).lines()
-        {
-            let Some((addr, text)) = line.split_once(':') else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr.trim().trim_start_matches("0x"), 16) else {
-                continue;
-            };
-            let text = text.strip_prefix(' ').unwrap_or(text);
-            let text = text.strip_prefix('"').unwrap_or(text);
-            let text = text.strip_suffix('"').unwrap_or(text);
-            let text = text.strip_suffix("\\n").unwrap_or(text);
-            printk.insert(addr, text.to_owned());
-        }
+        let printk = PrintkFormats::parse(&String::from_utf8_lossy(&read_once(
+            &Path::new(TRACEFS).join("printk_formats"),
+        )));
         Kallsyms(best, printk)
     }
 }
@@ -756,7 +743,7 @@ impl KernelSymbols for Kallsyms {
     }
 
     fn find_printk(&self, addr: u64) -> Option<&str> {
-        self.1.get(&addr).map(String::as_str)
+        self.1.find(addr)
     }
 }
 

@@ -42,11 +42,14 @@ mod cfmt;
 mod fields;
 mod lex;
 mod parse;
+mod printk;
 mod raw;
 mod render;
 mod spec;
 
 use crate::tracefs::format::EventFormat;
+
+pub use printk::PrintkFormats;
 
 /// Kernel symbols for `%pS`/`%ps`/`%pF`, and kernel strings for `%s` of a pointer field.
 ///
@@ -57,9 +60,9 @@ pub trait KernelSymbols {
     fn find(&self, addr: u64) -> Option<(&str, u64)>;
 
     /// The constant string at `addr`, from the `printk_formats` section of the tracing data
-    /// (lines `0xADDR : "text"`; perf keeps the text without its quotes and without a final
-    /// `\n`). `%s` of a pointer field (`rcu_utilization`'s `const char *s`) prints it, or
-    /// the address in hex when there is none.
+    /// ([`PrintkFormats`] parses it as perf does). `%s` of a pointer field
+    /// (`rcu_utilization`'s `const char *s`) prints it, or the address in hex when there is
+    /// none.
     fn find_printk(&self, _addr: u64) -> Option<&str> {
         None
     }

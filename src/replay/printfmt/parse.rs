@@ -223,6 +223,19 @@ pub(crate) fn c_strtoull(text: &str, signed: bool) -> u64 {
     }
 }
 
+/// `strtoull(s, NULL, 16)`: an optional `0x`, hex digits up to the first that is not one.
+pub(crate) fn c_strtoull_radix16(text: &str) -> u64 {
+    let t = text.trim_start();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_hexdigit()))
+        .unwrap_or(t);
+    t.chars().map_while(|c| c.to_digit(16)).fold(0u64, |v, d| {
+        v.saturating_mul(16).saturating_add(u64::from(d))
+    })
+}
+
 /// `eval_flag()`: a number when the text starts with a digit, the few softirq and hrtimer
 /// names libtraceevent knows, else -1.
 fn eval_flag(text: &str) -> i64 {
