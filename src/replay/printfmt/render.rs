@@ -167,6 +167,13 @@ impl Program {
                         0 => u64::from(val as u32),
                         _ => val,
                     };
+                    // A negative `*` argument is not passed at all (print_arg_number), so the
+                    // width is taken from the value; what perf prints for the number is then
+                    // the next register, which held the value too when tested.
+                    let star = match star {
+                        Some(w) if w < 0 => Some(i64::from(passed as u32 as i32)),
+                        other => other,
+                    };
                     cfmt::int(out, spec, star, passed);
                 }
                 Piece::Str { spec, arg, len_arg } => {
