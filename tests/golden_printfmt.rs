@@ -825,10 +825,10 @@ fn formats_of(events: &[Event], wanted: &[&str]) -> BTreeMap<u32, (String, Compi
 }
 
 /// A short workload for the tracepoints: files, a block write with fsync, TCP over IPv4 and
-/// IPv6 loopback, a sleep.
+/// IPv6 loopback (when python3 is there), a sleep.
 const WORKLOAD: &str = r#"ls / >/dev/null
 dd if=/dev/zero of="$1/dd.out" bs=64k count=4 conv=fsync 2>/dev/null
-python3 -c '
+command -v python3 >/dev/null && python3 -c '
 import socket
 for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
     s = socket.socket(fam); s.bind((host, 0)); s.listen()
