@@ -272,6 +272,28 @@ proptest::proptest! {
     }
 }
 
+proptest::proptest! {
+    #[test]
+    fn token_soup_never_panics(
+        fmt in "\"(%[-#0-9.*hlLz]{0,3}[dsxpcu]|%p[SsMmIiUh46cpRF]{0,3}|[a-z= ]){0,8}\"",
+        args in proptest::collection::vec(proptest::sample::select(vec![
+            "REC->a", "REC->comm", "REC->comm[1]", "__get_str(s)", "__get_dynamic_array(buf)",
+            "__get_dynamic_array_len(buf)", "(", ")", ",", "?", ":", "+", "-", "*", "/", "<<",
+            "&&", "!", "~", "(u8)", "(char *)", "1", "0x10", "\"x\"", "'c'", "{", "}",
+            "__print_flags(", "__print_symbolic(", "__print_hex(", "__print_array(",
+            "__get_bitmask(mask)", "[", "]", "REC", "->", "sizeof(", "__builtin_expect(",
+        ]), 0..24),
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..140),
+    ) {
+        let print_fmt = format!("{fmt}, {}", args.join(" "));
+        let text = everything();
+        let Ok(mut format) = parse_format(&text) else { return Ok(()) };
+        format.print_fmt = print_fmt;
+        let mut out = Vec::new();
+        Compiled::new(&format).render(&bytes, &Syms, &mut out);
+    }
+}
+
 #[test]
 fn deep_nesting_is_refused_not_a_stack_overflow() {
     let fields = "\tfield:u32 a;\toffset:8;\tsize:4;\tsigned:0;\n";
