@@ -101,7 +101,36 @@ pub enum Target<'a> {
         blacklist: Option<&'a BTreeSet<String>>,
         /// Kernel types (BTF, or DWARF of a vmlinux), for arguments by name.
         types: Option<&'a dyn TypeSource>,
+        /// The DWARF of a vmlinux (`--vmlinux`): variables with their locations at any
+        /// offset, asked before `types`.
+        dwarf: Option<KernelDwarf<'a>>,
     },
+}
+
+/// A vmlinux's DWARF and its ELF function symbols (which give each function's address, so
+/// only the unit holding it is read: [`crate::dwarf::Dwarf::functions_at`]).
+#[derive(Clone, Copy)]
+pub struct KernelDwarf<'a> {
+    /// The DWARF.
+    pub dwarf: &'a crate::dwarf::Dwarf<'a>,
+    /// The vmlinux's function symbols.
+    pub symbols: &'a SymbolTable,
+}
+
+impl KernelDwarf<'_> {
+    /// The vmlinux's functions as kernel symbols, for name checks and globs offline.
+    pub fn kernel_symbols(&self) -> Vec<KernelSymbol> {
+        self.symbols
+            .funcs
+            .iter()
+            .map(|f| KernelSymbol {
+                addr: f.addr,
+                kind: if f.global { 'T' } else { 't' },
+                name: f.name.clone(),
+                module: None,
+            })
+            .collect()
+    }
 }
 
 /// Options for [`resolve`].
@@ -191,6 +220,13 @@ pub fn resolve(
             None => event_base(&realname),
         };
         let scope = match target {
+            Target::Kernel {
+                dwarf: Some(kd),
+                types,
+                ..
+            } => kernel_dwarf_scope(&kd, &realname, offset, retprobe).or_else(|| {
+                types.and_then(|t| kernel_scope(t, &realname, offset == 0 && !retprobe))
+            }),
             Target::Kernel { types: Some(t), .. } => {
                 kernel_scope(t, &realname, offset == 0 && !retprobe)
             }
@@ -299,6 +335,12 @@ pub fn list_variables(
     for (realname, _, addr) in points {
         let mut at = offset;
         let scope = match target {
+            Target::Kernel {
+                dwarf: Some(kd),
+                types,
+                ..
+            } => kernel_dwarf_scope(&kd, &realname, offset, false)
+                .or_else(|| types.and_then(|t| kernel_scope(t, &realname, offset == 0))),
             Target::Kernel { types: Some(t), .. } => kernel_scope(t, &realname, offset == 0),
             Target::User {
                 dwarf: Some(d),
@@ -639,7 +681,7 @@ fn kernel_points(
                 ));
                 return Err(SpecError::at(
                     0,
-                    format!("no kernel function '{n}' in /proc/kallsyms"),
+                    format!("no kernel function '{n}' in the kernel's symbols"),
                     format!("{hint}list what can be probed with 'rprobe funcs'"),
                 ));
             }
@@ -799,14 +841,54 @@ fn dwarf_scope<'a>(
         .ok()?
         .into_iter()
         .find(|f| !f.inlined && f.entry_pc == entry)?;
-    let vars = dwarf.variables_at(&inst, pc).ok()?;
+    instance_scope(dwarf, &inst, pc, retprobe, &|a, _| {
+        file_offset(a)
+            .map(|o| Base::FileData(o as i64))
+            .ok_or_else(|| format!("its address 0x{a:x} is not in the probed file"))
+    })
+}
+
+/// Variables of a kernel function at `offset` from its entry, from a vmlinux's DWARF. As
+/// perf does, the probe stays at the entry (no prologue skip), and a global or static is
+/// read through its name (`@jiffies`), which the kernel relocates.
+fn kernel_dwarf_scope<'a>(
+    kd: &KernelDwarf<'a>,
+    func: &str,
+    offset: u64,
+    retprobe: bool,
+) -> Option<Scope<'a>> {
+    let entry = kd.symbols.find_by_name(func).next()?.addr;
+    let inst = kd
+        .dwarf
+        .functions_at(func, entry)
+        .ok()?
+        .into_iter()
+        .find(|f| !f.inlined && f.entry_pc == entry)?;
+    instance_scope(kd.dwarf, &inst, entry + offset, retprobe, &|_, name| {
+        Ok(Base::Value(FetchArg::Symbol {
+            name: name.to_string(),
+            offset: super::fetch::Num::dec(0),
+        }))
+    })
+}
+
+/// The variables of one function instance at `pc`; `statics` turns the address of a global
+/// or static (and its name) into a fetch base.
+fn instance_scope<'a>(
+    dwarf: &'a crate::dwarf::Dwarf<'a>,
+    inst: &crate::dwarf::FuncInstance,
+    pc: u64,
+    retprobe: bool,
+    statics: &dyn Fn(u64, &str) -> Result<Base, String>,
+) -> Option<Scope<'a>> {
+    let vars = dwarf.variables_at(inst, pc).ok()?;
     let values = vars
         .into_iter()
         .map(|v| {
             let base = if retprobe {
                 Err("a return probe cannot read variables, only $retval".to_string())
             } else {
-                location_base(&v.location, file_offset)
+                location_base(&v.location, &|a| statics(a, &v.name))
             };
             NamedValue {
                 name: v.name,
@@ -826,7 +908,7 @@ fn dwarf_scope<'a>(
 
 fn location_base(
     loc: &crate::debuginfo::Location,
-    file_offset: &dyn Fn(u64) -> Option<u64>,
+    statics: &dyn Fn(u64) -> Result<Base, String>,
 ) -> Result<Base, String> {
     use crate::debuginfo::Location;
     let reg = |n: u16| {
@@ -837,9 +919,7 @@ fn location_base(
     match loc {
         Location::Reg(n) => Ok(Base::Value(reg(*n)?)),
         Location::Mem { reg: r, offset } => Ok(Base::Memory(reg(*r)?, *offset)),
-        Location::Addr(a) => file_offset(*a)
-            .map(|o| Base::FileData(o as i64))
-            .ok_or_else(|| format!("its address 0x{a:x} is not in the probed file")),
+        Location::Addr(a) => statics(*a),
         Location::Const(v) => Ok(Base::Value(FetchArg::Imm(super::fetch::Num::dec(*v)))),
         Location::OptimizedOut => {
             Err("it is optimized out at this address (no location here)".to_string())
@@ -1370,6 +1450,7 @@ mod tests {
                     traceable: Some(&tr),
                     blacklist: Some(&bl),
                     types: None,
+                    dwarf: None,
                 },
                 &mut ResolveOptions::default(),
             )
@@ -1377,11 +1458,11 @@ mod tests {
         };
         assert_eq!(
             k("do=vfs_read dfd=%di:s32 filename=+0(%si):string").unwrap(),
-            vec!["p:probe/do vfs_read dfd=%di:s32 filename=+0(%si):string"]
+            vec!["p:probe/do vfs_read+0 dfd=%di:s32 filename=+0(%si):string"]
         );
         assert_eq!(
             k("vfs_read%return ret=$retval:s64").unwrap(),
-            vec!["r:probe/vfs_read__return vfs_read ret=$retval:s64"]
+            vec!["r:probe/vfs_read__return vfs_read+0 ret=$retval:s64"]
         );
         assert_eq!(
             k("vfs_read+16 $arg1 @jiffies").unwrap(),
@@ -1389,7 +1470,7 @@ mod tests {
         );
         assert_eq!(
             k("xt_func").unwrap(),
-            vec!["p:probe/xt_func xt_mod:xt_func"]
+            vec!["p:probe/xt_func xt_mod:xt_func+0"]
         );
         assert_eq!(k("vfs_rea? x=+u0(%si):ustring").unwrap().len(), 1);
         assert!(k("vfs_readv")
@@ -1414,13 +1495,14 @@ mod tests {
                 traceable: None,
                 blacklist: None,
                 types: None,
+                dwarf: None,
             },
             &mut ResolveOptions::default(),
         )
         .unwrap();
         assert_eq!(
             d[0].line(),
-            "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string"
+            "p:probe/vfs_read vfs_read+0 name=+0(+40(+24(%di))):string"
         );
     }
 
@@ -1474,31 +1556,32 @@ mod tests {
                 traceable: None,
                 blacklist: None,
                 types: Some(&f),
+                dwarf: None,
             };
             resolve(&spec, t, &mut ResolveOptions::default())
                 .map(|d| d.iter().map(ProbeDef::line).collect::<Vec<_>>().join("\n"))
         };
         assert_eq!(
             k("vfs_read file->f_path.dentry->d_name.name:string count").unwrap(),
-            "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string count=%dx:x64"
+            "p:probe/vfs_read vfs_read+0 name=+0(+40(+24(%di))):string count=%dx:x64"
         );
         assert_eq!(
             k("vfs_read count:u buf").unwrap(),
-            "p:probe/vfs_read vfs_read count_u=%dx:u64 buf=%si:x64"
+            "p:probe/vfs_read vfs_read+0 count_u=%dx:u64 buf=%si:x64"
         );
         assert_eq!(
             k("vfs_read $params").unwrap(),
-            "p:probe/vfs_read vfs_read file=%di:x64 buf=%si:x64 count=%dx:x64"
+            "p:probe/vfs_read vfs_read+0 file=%di:x64 buf=%si:x64 count=%dx:x64"
         );
         assert_eq!(
             k("__x64_sys_openat filename:string dfd").unwrap(),
-            "p:probe/__x64_sys_openat __x64_sys_openat filename_string=+0(+104(%di)):ustring \
+            "p:probe/__x64_sys_openat __x64_sys_openat+0 filename_string=+0(+104(%di)):ustring \
              dfd=+112(%di):s32"
         );
         // Names still take arg1..arg6 and raw args beside them.
         assert_eq!(
             k("vfs_read arg3 %si").unwrap(),
-            "p:probe/vfs_read vfs_read arg3=%dx arg2=%si"
+            "p:probe/vfs_read vfs_read+0 arg3=%dx arg2=%si"
         );
         let e = k("vfs_read%return file->f_path").unwrap_err();
         assert!(
