@@ -61,6 +61,9 @@ pub struct Caps {
     pub ret_arg_n: bool,
     /// `%pd`/`%pD`.
     pub pd: bool,
+    /// Several probe points under one event name (5.4+, README `Create/append/`): perf
+    /// then gives every point of one spec the same name instead of `_1`, `_2`, ...
+    pub multiprobe: bool,
 }
 
 impl Default for Caps {
@@ -75,6 +78,7 @@ impl Default for Caps {
             arg_n: true,
             ret_arg_n: true,
             pd: true,
+            multiprobe: true,
         }
     }
 }
@@ -213,8 +217,26 @@ pub fn resolve(
         (None, Target::Kernel { .. }) => "probe".to_string(),
         (None, Target::User { path, .. }) => user_group(path),
     };
+    // With a vmlinux's DWARF, a function that was also inlined is probed at every instance
+    // (perf's `die_walk_instances`), each at the address of the function it is in.
+    let points: Vec<_> = match (target, retprobe) {
+        (
+            Target::Kernel {
+                dwarf: Some(kd), ..
+            },
+            false,
+        ) => points
+            .into_iter()
+            .flat_map(|p| kernel_instances(&kd, p, offset))
+            .collect(),
+        _ => points
+            .into_iter()
+            .map(|(n, p, a)| (n, p, a, None))
+            .collect(),
+    };
     let mut defs = Vec::with_capacity(points.len());
-    for (i, (realname, mut place, addr)) in points.into_iter().enumerate() {
+    let mut first_event: Option<String> = None;
+    for (i, (realname, mut place, addr, kinst)) in points.into_iter().enumerate() {
         let base = match &spec.event {
             Some(e) => e.clone(),
             None => event_base(&realname),
@@ -224,9 +246,17 @@ pub fn resolve(
                 dwarf: Some(kd),
                 types,
                 ..
-            } => kernel_dwarf_scope(&kd, &realname, offset, retprobe).or_else(|| {
-                types.and_then(|t| kernel_scope(t, &realname, offset == 0 && !retprobe))
-            }),
+            } => match &kinst {
+                Some(inst) => instance_scope(
+                    kd.dwarf,
+                    inst,
+                    inst.entry_pc + offset,
+                    retprobe,
+                    &kernel_static,
+                ),
+                None => kernel_dwarf_scope(&kd, &realname, offset, retprobe),
+            }
+            .or_else(|| types.and_then(|t| kernel_scope(t, &realname, offset == 0 && !retprobe))),
             Target::Kernel { types: Some(t), .. } => {
                 kernel_scope(t, &realname, offset == 0 && !retprobe)
             }
@@ -268,7 +298,11 @@ pub fn resolve(
         for a in &spec.args {
             args.extend(resolve_arg(a, args.len(), &ctx)?);
         }
-        let event = pick_event_name(&group, &base, retprobe, opts, i > 0 || opts.force)?;
+        let event = match (&first_event, opts.caps.multiprobe) {
+            (Some(e), true) => e.clone(),
+            _ => pick_event_name(&group, &base, retprobe, opts, i > 0 || opts.force)?,
+        };
+        first_event.get_or_insert_with(|| event.clone());
         opts.existing.insert(format!("{group}:{event}"));
         let def = ProbeDef {
             kind,
@@ -864,12 +898,62 @@ fn kernel_dwarf_scope<'a>(
         .ok()?
         .into_iter()
         .find(|f| !f.inlined && f.entry_pc == entry)?;
-    instance_scope(kd.dwarf, &inst, entry + offset, retprobe, &|_, name| {
-        Ok(Base::Value(FetchArg::Symbol {
-            name: name.to_string(),
-            offset: super::fetch::Num::dec(0),
-        }))
-    })
+    instance_scope(kd.dwarf, &inst, entry + offset, retprobe, &kernel_static)
+}
+
+/// A kernel global or static, read through its name (`@jiffies`), which the kernel
+/// relocates.
+fn kernel_static(_addr: u64, name: &str) -> Result<Base, String> {
+    Ok(Base::Value(FetchArg::Symbol {
+        name: name.to_string(),
+        offset: super::fetch::Num::dec(0),
+    }))
+}
+
+/// A point with the DWARF instance it probes, when it is one of several.
+type KernelPoint = (
+    String,
+    Place,
+    Option<u64>,
+    Option<crate::dwarf::FuncInstance>,
+);
+
+/// The probe points of kernel function `point.0` from a vmlinux's DWARF: the point itself
+/// when the function was never inlined, else every instance of it in the unit that holds it
+/// (inlined copies and the out-of-line one, in DIE order, as perf walks them), each placed
+/// at the function symbol holding it plus the distance (`dentry_open+42`).
+fn kernel_instances(
+    kd: &KernelDwarf<'_>,
+    point: (String, Place, Option<u64>),
+    offset: u64,
+) -> Vec<KernelPoint> {
+    let (name, place, addr) = point;
+    let insts = kd
+        .symbols
+        .find_by_name(&name)
+        .next()
+        .and_then(|s| kd.dwarf.functions_at(&name, s.addr).ok())
+        .filter(|v| v.iter().any(|f| f.inlined));
+    let Some(insts) = insts else {
+        return vec![(name, place, addr, None)];
+    };
+    insts
+        .into_iter()
+        .filter_map(|f| {
+            let pc = f.entry_pc + offset;
+            let sym = kd
+                .symbols
+                .funcs
+                .iter()
+                .filter(|s| s.addr <= pc && pc < s.addr + s.size.max(1))
+                .min_by_key(|s| (pc - s.addr, !s.global))?;
+            let place = Place::Kernel {
+                symbol: sym.name.clone(),
+                offset: pc - sym.addr,
+            };
+            Some((name.clone(), place, None, Some(f)))
+        })
+        .collect()
 }
 
 /// The variables of one function instance at `pc`; `statics` turns the address of a global
@@ -1385,8 +1469,19 @@ mod tests {
             user("readline", &mut opts).unwrap(),
             vec!["p:probe_bash/readline_1 /usr/bin/bash:0x00000000000c6c20"]
         );
-        // Two functions of one name: the second point takes a suffix without -f.
+        // Two functions of one name: one event with two points where the kernel appends
+        // probes to an event (multi-probe), else the second point takes a suffix without -f.
         let v = user("dup", &mut ResolveOptions::default()).unwrap();
+        assert_eq!(
+            v,
+            vec![
+                "p:probe_bash/dup /usr/bin/bash:0x0000000000001300",
+                "p:probe_bash/dup /usr/bin/bash:0x0000000000001400",
+            ]
+        );
+        let mut old_kernel = ResolveOptions::default();
+        old_kernel.caps.multiprobe = false;
+        let v = user("dup", &mut old_kernel).unwrap();
         assert_eq!(
             v,
             vec![
