@@ -135,12 +135,13 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
             // --btf and --vmlinux describe another kernel: this one's symbol lists do not
             // apply to it.
             let local = args.btf.is_none() && args.vmlinux.is_none();
-            let kallsyms = env::read_kallsyms().filter(|_| local);
+            // (Not even read then: /proc/kallsyms alone takes tens of milliseconds.)
+            let kallsyms = local.then(env::read_kallsyms).flatten();
             let traceable = tracefs
                 .as_ref()
-                .and_then(env::read_traceable)
-                .filter(|_| local);
-            let blacklist = env::read_kprobe_blacklist().filter(|_| local);
+                .filter(|_| local)
+                .and_then(env::read_traceable);
+            let blacklist = local.then(env::read_kprobe_blacklist).flatten();
             let btf = match &args.vmlinux {
                 Some(_) => None,
                 None => env::kernel_btf(args.btf.as_deref())?,
