@@ -85,6 +85,7 @@ const SPECS: &[(&str, Btf)] = &[
     // +OFFS: locations from DWARF's location lists at that address
     ("vfs_read+4 count", Btf::Refuses),
     ("ksys_write+8 fd", Btf::Refuses),
+    ("vfs_read+114 ret", Btf::Refuses),
 ];
 
 /// Bitfields perf 6.1 cannot resolve on DWARF 5: (spec, struct for pahole, members).
@@ -298,6 +299,64 @@ fn bitfields_agree_with_pahole() {
                 dwarf.split(' ').any(|w| format!(" {w}") == want),
                 "{spec}: want{want} (pahole), rprobe: {dwarf}"
             );
+        }
+    }
+}
+
+#[test]
+fn bad_input_names_the_problem() {
+    let v = match vmlinux() {
+        Ok(v) => v,
+        Err(why) => return skip("bad_input_names_the_problem", &why),
+    };
+    let v = v.to_string_lossy();
+    let deep = "->d_parent".repeat(11);
+    let cases: &[(&str, &[&str])] = &[
+        // unknown variable: what exists at that point
+        (
+            "vfs_read nosuch",
+            &["no variable 'nosuch'", "file, buf, count, pos, ret"],
+        ),
+        // optimized out at the entry: where it is readable
+        (
+            "vfs_read ret",
+            &["optimized out", "readable at vfs_read+114..+173"],
+        ),
+        // a return probe reads no variables
+        (
+            "vfs_read%return count",
+            &["return probe cannot read variables"],
+        ),
+        // unknown field: the struct's fields
+        (
+            "vfs_read file->nosuch",
+            &["struct file has no member 'nosuch'", "f_path, f_inode"],
+        ),
+        // the wrong operator: the right one
+        ("vfs_read file.f_path", &["write file->f_path"]),
+        (
+            "vfs_read file->f_path->dentry",
+            &["write file->f_path.dentry"],
+        ),
+        ("vfs_read count->x", &["count is size_t, not a struct"]),
+        (
+            "nosuch_function_xyz count",
+            &["no kernel function 'nosuch_function_xyz'"],
+        ),
+    ];
+    let long = format!("vfs_read file->f_path.dentry{deep}->d_name.name:string");
+    let long_case: (&str, &[&str]) = (&long, &["characters long", "at most 63"]);
+    for (spec, want) in cases.iter().chain(std::iter::once(&long_case)) {
+        let out = rprobe(&["add", "--vmlinux", &v, "--dry-run", spec]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{spec}: accepted\n{}",
+            show_output(&out)
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{spec}: one line\n{err}");
+        for w in *want {
+            assert!(err.contains(w), "{spec}: want '{w}' in\n{err}");
         }
     }
 }

@@ -973,6 +973,7 @@ fn instance_scope<'a>(
                 Err("a return probe cannot read variables, only $retval".to_string())
             } else {
                 location_base(&v.location, &|a| statics(a, &v.name))
+                    .map_err(|why| with_live_ranges(why, inst, &v.live))
             };
             NamedValue {
                 name: v.name,
@@ -988,6 +989,29 @@ fn instance_scope<'a>(
         user_memory: false,
         source: "DWARF",
     })
+}
+
+/// `why` a variable cannot be read, plus where in the function it can (`vfs_fsync_range+0..
+/// +12`), so the user can move the probe there.
+fn with_live_ranges(why: String, inst: &crate::dwarf::FuncInstance, live: &[(u64, u64)]) -> String {
+    let here: Vec<String> = live
+        .iter()
+        .filter(|(b, _)| *b >= inst.entry_pc && inst.contains(*b))
+        .take(4)
+        .map(|(b, e)| {
+            format!(
+                "{}+{}..+{}",
+                inst.name,
+                b - inst.entry_pc,
+                e - inst.entry_pc
+            )
+        })
+        .collect();
+    if here.is_empty() {
+        format!("{why}, and nowhere else in {} either", inst.name)
+    } else {
+        format!("{why}; it is readable at {}", here.join(", "))
+    }
 }
 
 fn location_base(
