@@ -90,3 +90,106 @@ impl<'a> Dwarf<'a> {
         self.functions(name)
     }
 }
+
+impl<'a> Dwarf<'a> {
+    /// Every function instance (concrete or inlined) whose code holds `pc`, innermost first
+    /// (by the size of the range holding `pc`): perf's "best scope" for a line probe.
+    pub fn instances_at(&self, pc: u64) -> Vec<FuncInstance> {
+        let mut out: Vec<(u64, FuncInstance)> = Vec::new();
+        for idx in self.units_at(pc) {
+            let Ok(index) = self.unit_index(idx) else {
+                continue;
+            };
+            for (name, insts) in index {
+                for i in insts {
+                    let Ok(f) = self.instance(name, i) else {
+                        continue;
+                    };
+                    if let Some((b, e)) = f.ranges.iter().find(|(b, e)| (*b..*e).contains(&pc)) {
+                        out.push((e - b, f));
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|(size, f)| (*size, f.die));
+        out.into_iter().map(|(_, f)| f).collect()
+    }
+
+    /// Addresses of the statement rows for source line `line` of the file `f` is declared
+    /// in, in `f`'s unit, sorted and deduplicated (perf's `FUNC:RLN` walks that unit's line
+    /// table the same way).
+    pub fn function_lines(&self, f: &FuncInstance, line: u64) -> Vec<u64> {
+        let (Some(file), Some(idx)) = (&f.decl_file, self.unit_of(f.die)) else {
+            return Vec::new();
+        };
+        let Ok(lines) = self.unit_lines(idx) else {
+            return Vec::new();
+        };
+        let mut out: Vec<u64> = lines
+            .rows
+            .iter()
+            .filter(|r| r.line == line && r.is_stmt && !r.end_sequence)
+            .filter(|r| lines.file(r.file) == Some(file.as_str()))
+            .map(|r| r.addr)
+            .collect();
+        out.extend(self.call_sites(idx, &|p| p == file, line));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Entry addresses of the functions inlined in unit `idx` by a call on `line` of a file
+    /// `in_file` accepts: perf's line walk (`die_walk_lines`) reports each as a row of
+    /// its call line.
+    pub(crate) fn call_sites(
+        &self,
+        idx: usize,
+        in_file: &dyn Fn(&str) -> bool,
+        line: u64,
+    ) -> Vec<u64> {
+        let Ok(index) = self.unit_index(idx) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (name, insts) in index {
+            for i in insts.iter().filter(|i| i.inlined) {
+                let Ok(f) = self.instance(name, i) else {
+                    continue;
+                };
+                if f.call_site
+                    .as_ref()
+                    .is_some_and(|(cf, cl)| *cl == line && in_file(cf))
+                {
+                    out.push(f.entry_pc);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl<'a> Dwarf<'a> {
+    /// The source line the line table gives for `addr` read backwards, as elfutils'
+    /// `dwarf_getsrc_die` does for perf: the first row at exactly `addr` (in program order),
+    /// else the first row at the nearest address below it. `(file path, line)`.
+    pub fn line_at(&self, addr: u64) -> Option<(String, u64)> {
+        let mut best: Option<(u64, &str, u64)> = None;
+        for idx in self.units_at(addr) {
+            let Ok(lines) = self.unit_lines(idx) else {
+                continue;
+            };
+            for r in lines
+                .rows
+                .iter()
+                .filter(|r| !r.end_sequence && r.addr <= addr)
+            {
+                if best.is_none_or(|(a, _, _)| r.addr > a) {
+                    if let Some(f) = lines.file(r.file) {
+                        best = Some((r.addr, f, r.line));
+                    }
+                }
+            }
+        }
+        best.map(|(_, f, l)| (f.to_string(), l))
+    }
+}

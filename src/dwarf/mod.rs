@@ -44,6 +44,7 @@ use object::Object;
 pub use error::DwarfError;
 pub use find::debug_candidates;
 pub use funcs::FuncInstance;
+pub use lines::path_matches;
 
 use reader::Bytes;
 

@@ -156,13 +156,38 @@ pub fn resolve(
     target: Target<'_>,
     opts: &mut ResolveOptions,
 ) -> Result<Vec<ProbeDef>, SpecError> {
-    let (name, at) =
-        match &spec.point {
+    // Source lines, inlined instances and FUNC@FILE of a user program, from its DWARF.
+    let dwarf_points = match target {
+        Target::User {
+            dwarf: Some(d),
+            path,
+            symbols,
+        } => user_dwarf_points(&spec.point, d, path, symbols)?,
+        _ => None,
+    };
+    let entry_at = FuncAt::Entry;
+    let no_name = String::new();
+    let (name, at) = match (&dwarf_points, &spec.point) {
+        (Some(_), ProbePoint::Function { name, at, .. }) => (
+            name,
+            match at {
+                FuncAt::Offset(_) => at,
+                _ => &entry_at,
+            },
+        ),
+        (Some(_), _) => (&no_name, &entry_at),
+        (None, _) => match &spec.point {
             ProbePoint::Function {
                 name,
                 src: None,
                 at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
             } => (name, at),
+            // FUNC@FILE: user_dwarf_points checked that the DWARF defines it there.
+            ProbePoint::Function {
+                name,
+                src: Some(_),
+                at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
+            } if matches!(target, Target::User { dwarf: Some(_), .. }) => (name, at),
             ProbePoint::Function { src: Some(_), .. }
             | ProbePoint::Function {
                 at: FuncAt::Line(_) | FuncAt::Lazy(_),
@@ -187,7 +212,8 @@ pub fn resolve(
                     "probe the function that holds the note, or its address as FUNC+OFFS",
                 ))
             }
-        };
+        },
+    };
     let retprobe = matches!(at, FuncAt::Return);
     let offset = match at {
         FuncAt::Offset(o) => *o,
@@ -197,14 +223,18 @@ pub fn resolve(
         Target::User { .. } => ProbeKind::Uprobe,
         Target::Kernel { .. } => ProbeKind::Kprobe,
     };
-    let points = match target {
-        Target::User { path, symbols, .. } => user_points(name, offset, path, symbols)?,
-        Target::Kernel {
-            kallsyms,
-            traceable,
-            blacklist,
-            ..
-        } => kernel_points(name, offset, kallsyms, traceable, blacklist)?,
+    let points = match (target, &dwarf_points) {
+        (_, Some(_)) => Vec::new(),
+        (Target::User { path, symbols, .. }, None) => user_points(name, offset, path, symbols)?,
+        (
+            Target::Kernel {
+                kallsyms,
+                traceable,
+                blacklist,
+                ..
+            },
+            None,
+        ) => kernel_points(name, offset, kallsyms, traceable, blacklist)?,
     };
     // perf moves past the prologue of unoptimized user code when the spec reads variables.
     let wants_vars = spec.args.iter().any(|a| match &a.value {
@@ -229,10 +259,13 @@ pub fn resolve(
             .into_iter()
             .flat_map(|p| kernel_instances(&kd, p, offset))
             .collect(),
-        _ => points
-            .into_iter()
-            .map(|(n, p, a)| (n, p, a, None))
-            .collect(),
+        _ => match dwarf_points {
+            Some(d) => d,
+            None => points
+                .into_iter()
+                .map(|(n, p, a)| (n, p, a, None))
+                .collect(),
+        },
     };
     let mut defs = Vec::with_capacity(points.len());
     let mut first_event: Option<String> = None;
@@ -247,19 +280,20 @@ pub fn resolve(
                 types,
                 ..
             } => match &kinst {
-                Some(inst) => instance_scope(
-                    kd.dwarf,
-                    inst,
-                    inst.entry_pc + offset,
-                    retprobe,
-                    &kernel_static,
-                ),
+                Some((inst, pc)) => instance_scope(kd.dwarf, inst, *pc, retprobe, &kernel_static),
                 None => kernel_dwarf_scope(&kd, &realname, offset, retprobe),
             }
             .or_else(|| types.and_then(|t| kernel_scope(t, &realname, offset == 0 && !retprobe))),
             Target::Kernel { types: Some(t), .. } => {
                 kernel_scope(t, &realname, offset == 0 && !retprobe)
             }
+            Target::User {
+                dwarf: Some(d),
+                symbols,
+                ..
+            } if kinst.is_some() => kinst.as_ref().and_then(|(inst, pc)| {
+                instance_scope(d, inst, *pc, retprobe, &|a, _| user_static(symbols, a))
+            }),
             Target::User {
                 dwarf: Some(d),
                 symbols,
@@ -911,11 +945,13 @@ fn kernel_static(_addr: u64, name: &str) -> Result<Base, String> {
 }
 
 /// A point with the DWARF instance it probes, when it is one of several.
+/// A probe point: the function it is named after, the place, the symbol's address, and the
+/// DWARF instance whose variables it reads with the address it probes.
 type KernelPoint = (
     String,
     Place,
     Option<u64>,
-    Option<crate::dwarf::FuncInstance>,
+    Option<(crate::dwarf::FuncInstance, u64)>,
 );
 
 /// The probe points of kernel function `point.0` from a vmlinux's DWARF: the point itself
@@ -951,7 +987,7 @@ fn kernel_instances(
                 symbol: sym.name.clone(),
                 offset: pc - sym.addr,
             };
-            Some((name.clone(), place, None, Some(f)))
+            Some((name.clone(), place, None, Some((f, pc))))
         })
         .collect()
 }
@@ -1381,6 +1417,162 @@ fn check_fetch(
             "read the name with a fetch chain",
         ),
         _ => Ok(()),
+    }
+}
+
+/// A user program's global or static, read at its file offset (`@+OFFSET`).
+fn user_static(symbols: &SymbolTable, a: u64) -> Result<Base, String> {
+    symbols
+        .file_offset(a)
+        .map(|o| Base::FileData(o as i64))
+        .ok_or_else(|| format!("its address 0x{a:x} is not in the probed file"))
+}
+
+/// The probe points of a user program that need its DWARF, as perf finds them
+/// (`probe-finder.c`): `FUNC:RLN` (statement rows of line `decl_line + RLN` in the
+/// function's file and unit), `SRC:LINE` (those rows in every unit), and `FUNC[+OFFS]` of a
+/// function that was inlined somewhere (every instance, inlined or not, in DIE order, none
+/// moved past a prologue), each with the innermost function instance holding it, whose
+/// variables it reads. `None`: the symbol table answers (a plain `FUNC`, `FUNC%return`).
+fn user_dwarf_points(
+    point: &ProbePoint,
+    d: &crate::dwarf::Dwarf<'_>,
+    path: &str,
+    symbols: &SymbolTable,
+) -> Result<Option<Vec<KernelPoint>>, SpecError> {
+    let place = |pc: u64| {
+        symbols.file_offset(pc).map(|o| Place::User {
+            path: path.to_string(),
+            offset: o,
+            ref_ctr: None,
+        })
+    };
+    // perf's verify_representive_line: a line whose address the table gives to another line
+    // of the same file is refused, naming that line.
+    let shared = |addrs: &[u64],
+                  line: u64,
+                  in_file: &dyn Fn(&str) -> bool,
+                  base: Option<(&str, u64)>|
+     -> Result<(), SpecError> {
+        for pc in addrs {
+            let Some((file, other)) = d.line_at(*pc) else {
+                continue;
+            };
+            if other == line || !in_file(&file) {
+                continue;
+            }
+            let instead = match base {
+                Some((func, decl)) => format!("{func}:{}", other as i64 - decl as i64),
+                None => format!("{file}:{other}"),
+            };
+            return Err(SpecError::at(
+                0,
+                format!("line {line} shares its address 0x{pc:x} with line {other}"),
+                format!("probe at {instead} instead, as perf suggests"),
+            ));
+        }
+        Ok(())
+    };
+    let at_lines = |name: Option<&str>, addrs: Vec<u64>| -> Vec<KernelPoint> {
+        addrs
+            .into_iter()
+            .filter_map(|pc| {
+                let scopes = d.instances_at(pc);
+                let inst = scopes.first()?.clone();
+                let realname = match name {
+                    Some(n) => n.to_string(),
+                    None => scopes
+                        .iter()
+                        .find(|f| !f.inlined)
+                        .map_or_else(|| inst.name.clone(), |f| f.name.clone()),
+                };
+                Some((realname, place(pc)?, None, Some((inst, pc))))
+            })
+            .collect()
+    };
+    let no_code = |what: String| {
+        SpecError::at(
+            0,
+            format!("no code for {what} in {path}"),
+            "pick a line that has code ('objdump --dwarf=decodedline' lists them)",
+        )
+    };
+    let lazy = || {
+        SpecError::at(
+            0,
+            "line patterns (;PATTERN) are not supported yet",
+            "give the line: FUNC:RLN or FILE:LINE",
+        )
+    };
+    match point {
+        ProbePoint::Function { name, src, at } if !is_glob(name) => {
+            let mut insts = d.functions(name).unwrap_or_default();
+            if let Some(s) = src {
+                insts.retain(|f| {
+                    f.decl_file
+                        .as_deref()
+                        .is_some_and(|p| crate::dwarf::path_matches(p, s))
+                });
+                if insts.is_empty() {
+                    return Err(SpecError::at(
+                        0,
+                        format!("no function '{name}' defined in {s} in the DWARF of {path}"),
+                        "check the file name, or leave out @FILE",
+                    ));
+                }
+            }
+            match at {
+                FuncAt::Entry | FuncAt::Offset(_) => {
+                    if !insts.iter().any(|f| f.inlined) {
+                        return Ok(None);
+                    }
+                    let off = match at {
+                        FuncAt::Offset(o) => *o,
+                        _ => 0,
+                    };
+                    Ok(Some(
+                        insts
+                            .into_iter()
+                            .filter_map(|f| {
+                                let pc = f.entry_pc + off;
+                                Some((name.clone(), place(pc)?, None, Some((f, pc))))
+                            })
+                            .collect(),
+                    ))
+                }
+                FuncAt::Line(rln) => {
+                    let Some(f) = insts.iter().find(|f| f.decl_line.is_some()) else {
+                        return Err(no_code(format!("{name} (no DWARF function of that name)")));
+                    };
+                    let decl = f.decl_line.unwrap_or(0);
+                    let line = decl + u64::from(*rln);
+                    let addrs = d.function_lines(f, line);
+                    let file = f.decl_file.clone().unwrap_or_default();
+                    shared(&addrs, line, &|p| p == file, Some((name, decl)))?;
+                    let points = at_lines(Some(name), addrs);
+                    if points.is_empty() {
+                        return Err(no_code(format!("{name}:{rln} (line {line})")));
+                    }
+                    Ok(Some(points))
+                }
+                FuncAt::Lazy(_) => Err(lazy()),
+                FuncAt::Return => Ok(None),
+            }
+        }
+        ProbePoint::Source { file, at } => match at {
+            super::spec::SrcAt::Line(n) => {
+                let addrs = d.lines_for(file, u64::from(*n));
+                let in_file = |p: &str| crate::dwarf::path_matches(p, file);
+                shared(&addrs, u64::from(*n), &in_file, None)?;
+                let points = at_lines(None, addrs);
+                if points.is_empty() {
+                    return Err(no_code(format!("{file}:{n}")));
+                }
+                Ok(Some(points))
+            }
+            super::spec::SrcAt::Lazy(_) => Err(lazy()),
+        },
+        _ => Ok(None),
     }
 }
 
