@@ -28,6 +28,8 @@ enum Btf {
     Refuses,
     /// An inlined function: BTF knows only the out-of-line copy, perf's last line.
     OutOfLine,
+    /// A source line: BTF has no line tables.
+    NoLines,
 }
 
 /// The suite: specs perf 6.1 resolves from the 6.1 vmlinux's DWARF.
@@ -86,6 +88,11 @@ const SPECS: &[(&str, Btf)] = &[
     ("vfs_read+4 count", Btf::Refuses),
     ("ksys_write+8 fd", Btf::Refuses),
     ("vfs_read+114 ret", Btf::Refuses),
+    // FUNC:RLN: statement rows of that line (and inlined call sites on it), variables of
+    // the function even inside code inlined into it
+    ("vfs_read:20 ret", Btf::NoLines),
+    ("ksys_read:6 file", Btf::NoLines),
+    ("do_sys_openat2:8 fd", Btf::NoLines),
 ];
 
 /// Bitfields perf 6.1 cannot resolve on DWARF 5: (spec, struct for pahole, members).
@@ -240,6 +247,13 @@ fn dwarf_and_btf_definitions_equal_perfs() {
                 "{spec}: BTF\n  perf's out-of-line point: {:?}\n  rprobe: {got:?}",
                 want.lines().last()
             )),
+            (Btf::NoLines, Err(e)) => assert!(
+                e.contains("line numbers need DWARF"),
+                "{spec}: BTF refuses for the wrong reason:\n{e}"
+            ),
+            (Btf::NoLines, Ok(got)) => {
+                failures.push(format!("{spec}: BTF answered a line probe: {got}"))
+            }
             (Btf::Refuses, Ok(got)) => {
                 failures.push(format!("{spec}: BTF answered where it cannot: {got}"))
             }

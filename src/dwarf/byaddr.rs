@@ -125,6 +125,8 @@ impl<'a> Dwarf<'a> {
         let Ok(lines) = self.unit_lines(idx) else {
             return Vec::new();
         };
+        // As perf's die_walk_lines over the unit: every statement row, and the call sites of
+        // inlined functions on that line.
         let mut out: Vec<u64> = lines
             .rows
             .iter()

@@ -49,9 +49,9 @@ fn op_name(expr: &Expression<Bytes<'_>>) -> String {
 }
 
 impl<'a> Dwarf<'a> {
-    /// Parameters and locals of `f` in scope at `pc` (those of nested lexical blocks only
-    /// when the block covers `pc`; those of functions inlined into `f` never), in DIE order,
-    /// each with its location at `pc`.
+    /// Parameters and locals of `f` in scope at `pc` (those of nested lexical blocks and of
+    /// functions inlined into `f` when their code covers `pc`, as perf searches them), in
+    /// DIE order, each with its location at `pc`.
     pub fn variables_at(&self, f: &FuncInstance, pc: u64) -> Result<Vec<Variable>, DwarfError> {
         let die = self.die_at(f.die)?;
         let mut out = Vec::new();
@@ -91,7 +91,9 @@ impl<'a> Dwarf<'a> {
                         live,
                     });
                 }
-                dw::DW_TAG_lexical_block => {
+                // As perf's die_find_variable_at and $vars: blocks and inlined calls
+                // that hold `pc` are searched too, in DIE order.
+                dw::DW_TAG_lexical_block | dw::DW_TAG_inlined_subroutine => {
                     let ranges = self.ranges_of(&child)?;
                     if ranges.is_empty() || ranges.iter().any(|(b, e)| (*b..*e).contains(&pc)) {
                         self.collect_vars(f, &child, pc, depth + 1, out)?;

@@ -163,57 +163,62 @@ pub fn resolve(
             path,
             symbols,
         } => user_dwarf_points(&spec.point, d, path, symbols)?,
+        Target::Kernel {
+            dwarf: Some(kd), ..
+        } => kernel_dwarf_points(&spec.point, &kd)?,
         _ => None,
     };
     let entry_at = FuncAt::Entry;
     let no_name = String::new();
-    let (name, at) = match (&dwarf_points, &spec.point) {
-        (Some(_), ProbePoint::Function { name, at, .. }) => (
-            name,
-            match at {
-                FuncAt::Offset(_) => at,
-                _ => &entry_at,
+    let (name, at) =
+        match (&dwarf_points, &spec.point) {
+            (Some(_), ProbePoint::Function { name, at, .. }) => (
+                name,
+                match at {
+                    FuncAt::Offset(_) => at,
+                    _ => &entry_at,
+                },
+            ),
+            (Some(_), _) => (&no_name, &entry_at),
+            (None, _) => match &spec.point {
+                ProbePoint::Function {
+                    name,
+                    src: None,
+                    at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
+                } => (name, at),
+                // FUNC@FILE: user_dwarf_points checked that the DWARF defines it there.
+                ProbePoint::Function {
+                    name,
+                    src: Some(_),
+                    at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
+                } if matches!(target, Target::User { dwarf: Some(_), .. }) => (name, at),
+                ProbePoint::Function { src: Some(_), .. }
+                | ProbePoint::Function {
+                    at: FuncAt::Line(_) | FuncAt::Lazy(_),
+                    ..
+                }
+                | ProbePoint::Source { .. } => return Err(SpecError::at(
+                    0,
+                    "source files and line numbers need DWARF debuginfo: the binary's (build with \
+                 -g, or install its -dbg package), or for the kernel a vmlinux (--vmlinux)",
+                    "probe FUNC, FUNC+OFFS or FUNC%return, or give the debuginfo",
+                )),
+                ProbePoint::Address(_) => {
+                    return Err(SpecError::at(
+                        0,
+                        "probing a raw address is not supported",
+                        "probe a function name, FUNC+OFFS or FUNC%return",
+                    ))
+                }
+                ProbePoint::Sdt { .. } => {
+                    return Err(SpecError::at(
+                        0,
+                        "USDT probes are not supported yet",
+                        "probe the function that holds the note, or its address as FUNC+OFFS",
+                    ))
+                }
             },
-        ),
-        (Some(_), _) => (&no_name, &entry_at),
-        (None, _) => match &spec.point {
-            ProbePoint::Function {
-                name,
-                src: None,
-                at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
-            } => (name, at),
-            // FUNC@FILE: user_dwarf_points checked that the DWARF defines it there.
-            ProbePoint::Function {
-                name,
-                src: Some(_),
-                at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
-            } if matches!(target, Target::User { dwarf: Some(_), .. }) => (name, at),
-            ProbePoint::Function { src: Some(_), .. }
-            | ProbePoint::Function {
-                at: FuncAt::Line(_) | FuncAt::Lazy(_),
-                ..
-            }
-            | ProbePoint::Source { .. } => return Err(SpecError::at(
-                0,
-                "source files and line numbers need DWARF debuginfo, which rprobe cannot read yet",
-                "probe FUNC, FUNC+OFFS or FUNC%return",
-            )),
-            ProbePoint::Address(_) => {
-                return Err(SpecError::at(
-                    0,
-                    "probing a raw address is not supported",
-                    "probe a function name, FUNC+OFFS or FUNC%return",
-                ))
-            }
-            ProbePoint::Sdt { .. } => {
-                return Err(SpecError::at(
-                    0,
-                    "USDT probes are not supported yet",
-                    "probe the function that holds the note, or its address as FUNC+OFFS",
-                ))
-            }
-        },
-    };
+        };
     let retprobe = matches!(at, FuncAt::Return);
     let offset = match at {
         FuncAt::Offset(o) => *o,
@@ -249,8 +254,10 @@ pub fn resolve(
     };
     // With a vmlinux's DWARF, a function that was also inlined is probed at every instance
     // (perf's `die_walk_instances`), each at the address of the function it is in.
-    let points: Vec<_> = match (target, retprobe) {
+    let points: Vec<_> = match (dwarf_points, target, retprobe) {
+        (Some(d), _, _) => d,
         (
+            None,
             Target::Kernel {
                 dwarf: Some(kd), ..
             },
@@ -259,20 +266,24 @@ pub fn resolve(
             .into_iter()
             .flat_map(|p| kernel_instances(&kd, p, offset))
             .collect(),
-        _ => match dwarf_points {
-            Some(d) => d,
-            None => points
-                .into_iter()
-                .map(|(n, p, a)| (n, p, a, None))
-                .collect(),
-        },
+        (None, _, _) => points
+            .into_iter()
+            .map(|(n, p, a)| (n, p, a, None))
+            .collect(),
     };
     let mut defs = Vec::with_capacity(points.len());
     let mut first_event: Option<String> = None;
     for (i, (realname, mut place, addr, kinst)) in points.into_iter().enumerate() {
         let base = match &spec.event {
             Some(e) => e.clone(),
-            None => event_base(&realname),
+            // perf names a FUNC:RLN probe FUNC_L<RLN>.
+            None => match &spec.point {
+                ProbePoint::Function {
+                    at: FuncAt::Line(n),
+                    ..
+                } => format!("{}_L{n}", event_base(&realname)),
+                _ => event_base(&realname),
+            },
         };
         let scope = match target {
             Target::Kernel {
@@ -1447,6 +1458,50 @@ fn user_dwarf_points(
             ref_ctr: None,
         })
     };
+    let instances = |name: &str| d.functions(name).unwrap_or_default();
+    dwarf_points(point, d, path, &place, &instances, false)
+}
+
+/// [`user_dwarf_points`] for a vmlinux: source lines only (inlined instances at `FUNC` are
+/// [`kernel_instances`]), functions found by their symbol's address, points placed at the
+/// function symbol holding them (`vfs_read+114`).
+fn kernel_dwarf_points(
+    point: &ProbePoint,
+    kd: &KernelDwarf<'_>,
+) -> Result<Option<Vec<KernelPoint>>, SpecError> {
+    let place = |pc: u64| {
+        let sym = kd
+            .symbols
+            .funcs
+            .iter()
+            .filter(|s| s.addr <= pc && pc < s.addr + s.size.max(1))
+            .min_by_key(|s| (pc - s.addr, !s.global))?;
+        Some(Place::Kernel {
+            symbol: sym.name.clone(),
+            offset: pc - sym.addr,
+        })
+    };
+    let instances = |name: &str| {
+        kd.symbols
+            .find_by_name(name)
+            .next()
+            .and_then(|s| kd.dwarf.functions_at(name, s.addr).ok())
+            .unwrap_or_default()
+    };
+    dwarf_points(point, kd.dwarf, "the vmlinux", &place, &instances, true)
+}
+
+/// The probe points of `point` that need DWARF line tables or inline instances; see
+/// [`user_dwarf_points`]. `place` turns an address into a probe place, `instances` finds a
+/// function's instances; `lines_only` leaves `FUNC[+OFFS]` to the caller.
+fn dwarf_points(
+    point: &ProbePoint,
+    d: &crate::dwarf::Dwarf<'_>,
+    path: &str,
+    place: &dyn Fn(u64) -> Option<Place>,
+    instances: &dyn Fn(&str) -> Vec<crate::dwarf::FuncInstance>,
+    lines_only: bool,
+) -> Result<Option<Vec<KernelPoint>>, SpecError> {
     // perf's verify_representive_line: a line whose address the table gives to another line
     // of the same file is refused, naming that line.
     let shared = |addrs: &[u64],
@@ -1473,12 +1528,31 @@ fn user_dwarf_points(
         }
         Ok(())
     };
-    let at_lines = |name: Option<&str>, addrs: Vec<u64>| -> Vec<KernelPoint> {
+    // perf's find_best_scope: with a function named, the outermost instance of it holding
+    // the address (its variables, even inside code inlined into it); else the function
+    // declared nearest above the line in that file; else the innermost one.
+    let at_lines = |name: Option<&str>, line: u64, addrs: Vec<u64>| -> Vec<KernelPoint> {
         addrs
             .into_iter()
             .filter_map(|pc| {
                 let scopes = d.instances_at(pc);
-                let inst = scopes.first()?.clone();
+                let named = name.and_then(|n| scopes.iter().rev().find(|f| f.name == n));
+                let nearest = || {
+                    let mut best: Option<&crate::dwarf::FuncInstance> = None;
+                    for f in scopes.iter().rev() {
+                        let Some(l) = f.decl_line.filter(|l| *l < line) else {
+                            continue;
+                        };
+                        if best.is_none_or(|b| line - l < line - b.decl_line.unwrap_or(0)) {
+                            best = Some(f);
+                        }
+                    }
+                    best
+                };
+                let inst = named
+                    .or_else(|| name.is_none().then(nearest).flatten())
+                    .or_else(|| scopes.first())?
+                    .clone();
                 let realname = match name {
                     Some(n) => n.to_string(),
                     None => scopes
@@ -1506,7 +1580,10 @@ fn user_dwarf_points(
     };
     match point {
         ProbePoint::Function { name, src, at } if !is_glob(name) => {
-            let mut insts = d.functions(name).unwrap_or_default();
+            if lines_only && !matches!(at, FuncAt::Line(_) | FuncAt::Lazy(_)) {
+                return Ok(None);
+            }
+            let mut insts = instances(name);
             if let Some(s) = src {
                 insts.retain(|f| {
                     f.decl_file
@@ -1549,7 +1626,7 @@ fn user_dwarf_points(
                     let addrs = d.function_lines(f, line);
                     let file = f.decl_file.clone().unwrap_or_default();
                     shared(&addrs, line, &|p| p == file, Some((name, decl)))?;
-                    let points = at_lines(Some(name), addrs);
+                    let points = at_lines(Some(name), line, addrs);
                     if points.is_empty() {
                         return Err(no_code(format!("{name}:{rln} (line {line})")));
                     }
@@ -1564,7 +1641,7 @@ fn user_dwarf_points(
                 let addrs = d.lines_for(file, u64::from(*n));
                 let in_file = |p: &str| crate::dwarf::path_matches(p, file);
                 shared(&addrs, u64::from(*n), &in_file, None)?;
-                let points = at_lines(None, addrs);
+                let points = at_lines(None, u64::from(*n), addrs);
                 if points.is_empty() {
                     return Err(no_code(format!("{file}:{n}")));
                 }
