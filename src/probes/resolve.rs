@@ -122,6 +122,21 @@ pub struct KernelDwarf<'a> {
 }
 
 impl KernelDwarf<'_> {
+    /// `pc` as the function symbol holding it plus the distance (`dentry_open+42`), a global
+    /// symbol preferred among aliases.
+    fn place_of(&self, pc: u64) -> Option<Place> {
+        let sym = self
+            .symbols
+            .funcs
+            .iter()
+            .filter(|s| s.addr <= pc && pc < s.addr + s.size.max(1))
+            .min_by_key(|s| (pc - s.addr, !s.global))?;
+        Some(Place::Kernel {
+            symbol: sym.name.clone(),
+            offset: pc - sym.addr,
+        })
+    }
+
     /// The vmlinux's functions as kernel symbols, for name checks and globs offline.
     pub fn kernel_symbols(&self) -> Vec<KernelSymbol> {
         self.symbols
@@ -988,16 +1003,7 @@ fn kernel_instances(
         .into_iter()
         .filter_map(|f| {
             let pc = f.entry_pc + offset;
-            let sym = kd
-                .symbols
-                .funcs
-                .iter()
-                .filter(|s| s.addr <= pc && pc < s.addr + s.size.max(1))
-                .min_by_key(|s| (pc - s.addr, !s.global))?;
-            let place = Place::Kernel {
-                symbol: sym.name.clone(),
-                offset: pc - sym.addr,
-            };
+            let place = kd.place_of(pc)?;
             Some((name.clone(), place, None, Some((f, pc))))
         })
         .collect()
@@ -1469,18 +1475,7 @@ fn kernel_dwarf_points(
     point: &ProbePoint,
     kd: &KernelDwarf<'_>,
 ) -> Result<Option<Vec<KernelPoint>>, SpecError> {
-    let place = |pc: u64| {
-        let sym = kd
-            .symbols
-            .funcs
-            .iter()
-            .filter(|s| s.addr <= pc && pc < s.addr + s.size.max(1))
-            .min_by_key(|s| (pc - s.addr, !s.global))?;
-        Some(Place::Kernel {
-            symbol: sym.name.clone(),
-            offset: pc - sym.addr,
-        })
-    };
+    let place = |pc: u64| kd.place_of(pc);
     let instances = |name: &str| {
         kd.symbols
             .find_by_name(name)
