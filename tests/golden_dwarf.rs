@@ -96,6 +96,12 @@ fn specs() -> Vec<(bool, String)> {
         (true, "twice v".into()),
         (true, "twice:3 r".into()),
         (false, format!("dwarf_live.c:{twice} r v")),
+        // ;PATTERN: source lines matching a glob (whitespace ignored), in a function or a file
+        (false, "handle;sink=total* total".into()),
+        (true, "handle;total+=* total".into()),
+        (false, "use_twice;return* a".into()),
+        (false, "dwarf_live.c;sink=r;* r".into()),
+        (true, "dwarf_live.c;sink=r;* r".into()),
         // return probes
         (false, "handle%return $retval".into()),
         (true, "check_flags%return $retval".into()),

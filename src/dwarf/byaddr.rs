@@ -11,7 +11,15 @@
 //! is most of its 0.75 s per spec on that vmlinux.
 
 use super::error::DwarfError;
+use super::lines::path_matches;
 use super::{Dwarf, FuncInstance};
+
+/// `v` without repeats, each address where it first appears: perf reports line rows (in
+/// address order) before the call sites it finds afterwards.
+fn first_of_each(v: Vec<u64>) -> Vec<u64> {
+    let mut seen = std::collections::HashSet::new();
+    v.into_iter().filter(|a| seen.insert(*a)).collect()
+}
 
 /// `[begin, end)` address ranges and the unit index holding each, sorted by `begin`.
 pub(crate) type UnitRanges = Vec<(u64, u64, usize)>;
@@ -134,10 +142,11 @@ impl<'a> Dwarf<'a> {
             .filter(|r| lines.file(r.file) == Some(file.as_str()))
             .map(|r| r.addr)
             .collect();
-        out.extend(self.call_sites(idx, &|p| p == file, line));
         out.sort_unstable();
-        out.dedup();
-        out
+        let mut sites = self.call_sites(idx, &|p| p == file, line);
+        sites.sort_unstable();
+        out.extend(sites);
+        first_of_each(out)
     }
 
     /// Entry addresses of the functions inlined in unit `idx` by a call on `line` of a file
@@ -193,5 +202,142 @@ impl<'a> Dwarf<'a> {
             }
         }
         best.map(|(_, f, l)| (f.to_string(), l))
+    }
+}
+
+impl<'a> Dwarf<'a> {
+    /// Addresses where perf's lazy line walk (`;PATTERN`) probes lines `wanted` of `f`'s
+    /// file: statement rows inside `f` (not inside code inlined into it, unless the row is
+    /// the call's own line), `f`'s declaration line at its entry, and the call sites of
+    /// functions inlined into `f`; sorted and deduplicated.
+    pub fn lazy_lines(&self, f: &FuncInstance, wanted: &[u64]) -> Vec<u64> {
+        let (Some(file), Some(idx)) = (&f.decl_file, self.unit_of(f.die)) else {
+            return Vec::new();
+        };
+        let Ok(lines) = self.unit_lines(idx) else {
+            return Vec::new();
+        };
+        let mut out: Vec<u64> = Vec::new();
+        for r in &lines.rows {
+            if !wanted.contains(&r.line) || !r.is_stmt || r.end_sequence || !f.contains(r.addr) {
+                continue;
+            }
+            if lines.file(r.file) != Some(file.as_str()) {
+                continue;
+            }
+            let inner = self
+                .instances_at(r.addr)
+                .into_iter()
+                .find(|i| i.inlined && i.die != f.die);
+            let keep = match inner {
+                None => true,
+                Some(i) => {
+                    i.call_site
+                        .as_ref()
+                        .is_some_and(|(cf, cl)| cf == file && *cl == r.line)
+                        || (i.decl_line == f.decl_line && i.decl_file == f.decl_file)
+                }
+            };
+            if keep {
+                out.push(r.addr);
+            }
+        }
+        out.sort_unstable();
+        if f.decl_line.is_some_and(|l| wanted.contains(&l)) {
+            out.push(f.entry_pc);
+        }
+        if let Ok(index) = self.unit_index(idx) {
+            for (name, insts) in index {
+                for i in insts
+                    .iter()
+                    .filter(|i| i.inlined && i.frame_die == f.frame_die)
+                {
+                    let Ok(inl) = self.instance(name, i) else {
+                        continue;
+                    };
+                    let on_line = inl
+                        .call_site
+                        .as_ref()
+                        .is_some_and(|(cf, cl)| cf == file && wanted.contains(cl));
+                    if on_line && f.contains(inl.entry_pc) {
+                        out.push(inl.entry_pc);
+                    }
+                }
+            }
+        }
+        first_of_each(out)
+    }
+}
+
+impl<'a> Dwarf<'a> {
+    /// The full path the DWARF records for the source file ending in `suffix`.
+    pub fn source_path(&self, suffix: &str) -> Option<String> {
+        (0..self.units.len()).find_map(|idx| {
+            let lines = self.unit_lines(idx).ok()?;
+            lines
+                .files
+                .iter()
+                .flatten()
+                .find(|p| path_matches(p, suffix))
+                .cloned()
+        })
+    }
+
+    /// perf's lazy walk of whole units (`FILE;PATTERN`): in every unit with a file ending in
+    /// `suffix`, its statement rows on lines `wanted` (address order), then in DIE order
+    /// each function's declaration line at its entry and each inlined call's call line and
+    /// declaration line at its entry. `(address, line)`, each address once.
+    pub fn unit_lazy_lines(&self, suffix: &str, wanted: &[u64]) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for idx in 0..self.units.len() {
+            let Ok(lines) = self.unit_lines(idx) else {
+                continue;
+            };
+            let in_file = |i: u64| lines.file(i).is_some_and(|p| path_matches(p, suffix));
+            if !lines
+                .files
+                .iter()
+                .flatten()
+                .any(|p| path_matches(p, suffix))
+            {
+                continue;
+            }
+            let mut rows: Vec<(u64, u64)> = lines
+                .rows
+                .iter()
+                .filter(|r| r.is_stmt && !r.end_sequence && wanted.contains(&r.line))
+                .filter(|r| in_file(r.file))
+                .map(|r| (r.addr, r.line))
+                .collect();
+            rows.sort_unstable();
+            out.extend(rows);
+            let Ok(index) = self.unit_index(idx) else {
+                continue;
+            };
+            let mut funcs: Vec<(u64, u64, u64)> = Vec::new();
+            let file_ok =
+                |p: &Option<String>| p.as_deref().is_some_and(|p| path_matches(p, suffix));
+            for (name, insts) in index {
+                for i in insts {
+                    let Ok(f) = self.instance(name, i) else {
+                        continue;
+                    };
+                    if let Some((cf, cl)) = &f.call_site {
+                        if path_matches(cf, suffix) && wanted.contains(cl) {
+                            funcs.push((f.die, f.entry_pc, *cl));
+                        }
+                    }
+                    if let Some(l) = f.decl_line.filter(|l| wanted.contains(l)) {
+                        if file_ok(&f.decl_file) {
+                            funcs.push((f.die, f.entry_pc, l));
+                        }
+                    }
+                }
+            }
+            funcs.sort_by_key(|(die, _, _)| *die);
+            out.extend(funcs.into_iter().map(|(_, a, l)| (a, l)));
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.into_iter().filter(|(a, _)| seen.insert(*a)).collect()
     }
 }

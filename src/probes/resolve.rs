@@ -1486,6 +1486,29 @@ fn kernel_dwarf_points(
     dwarf_points(point, kd.dwarf, "the vmlinux", &place, &instances, true)
 }
 
+/// Line numbers of the source `file` matching perf's lazy pattern `pat` (a glob, matched
+/// with the line's whitespace removed, as perf's `strlazymatch`).
+fn lazy_matching_lines(file: &str, pat: &str) -> Result<Vec<u64>, SpecError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        SpecError::at(
+            0,
+            format!("cannot read the source file {file} for a line pattern: {e}"),
+            "a ;PATTERN needs the program's sources where its DWARF says they are; \
+             give the line instead (FUNC:RLN or FILE:LINE)",
+        )
+    })?;
+    let pat: String = pat.chars().filter(|c| !c.is_whitespace()).collect();
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+            glob_match(&pat, &l)
+        })
+        .map(|(i, _)| i as u64 + 1)
+        .collect())
+}
+
 /// The probe points of `point` that need DWARF line tables or inline instances; see
 /// [`user_dwarf_points`]. `place` turns an address into a probe place, `instances` finds a
 /// function's instances; `lines_only` leaves `FUNC[+OFFS]` to the caller.
@@ -1526,10 +1549,10 @@ fn dwarf_points(
     // perf's find_best_scope: with a function named, the outermost instance of it holding
     // the address (its variables, even inside code inlined into it); else the function
     // declared nearest above the line in that file; else the innermost one.
-    let at_lines = |name: Option<&str>, line: u64, addrs: Vec<u64>| -> Vec<KernelPoint> {
+    let at_lines = |name: Option<&str>, addrs: Vec<(u64, u64)>| -> Vec<KernelPoint> {
         addrs
             .into_iter()
-            .filter_map(|pc| {
+            .filter_map(|(pc, line)| {
                 let scopes = d.instances_at(pc);
                 let named = name.and_then(|n| scopes.iter().rev().find(|f| f.name == n));
                 let nearest = || {
@@ -1564,13 +1587,6 @@ fn dwarf_points(
             0,
             format!("no code for {what} in {path}"),
             "pick a line that has code ('objdump --dwarf=decodedline' lists them)",
-        )
-    };
-    let lazy = || {
-        SpecError::at(
-            0,
-            "line patterns (;PATTERN) are not supported yet",
-            "give the line: FUNC:RLN or FILE:LINE",
         )
     };
     match point {
@@ -1621,13 +1637,30 @@ fn dwarf_points(
                     let addrs = d.function_lines(f, line);
                     let file = f.decl_file.clone().unwrap_or_default();
                     shared(&addrs, line, &|p| p == file, Some((name, decl)))?;
-                    let points = at_lines(Some(name), line, addrs);
+                    let points =
+                        at_lines(Some(name), addrs.into_iter().map(|a| (a, line)).collect());
                     if points.is_empty() {
                         return Err(no_code(format!("{name}:{rln} (line {line})")));
                     }
                     Ok(Some(points))
                 }
-                FuncAt::Lazy(_) => Err(lazy()),
+                FuncAt::Lazy(pat) => {
+                    let Some(f) = insts.iter().find(|f| f.decl_file.is_some()) else {
+                        return Err(no_code(format!("{name} (no DWARF function of that name)")));
+                    };
+                    let file = f.decl_file.clone().unwrap_or_default();
+                    let wanted = lazy_matching_lines(&file, pat)?;
+                    let mut points = Vec::new();
+                    for inst in insts.iter().filter(|i| i.decl_file.is_some()) {
+                        let addrs = d.lazy_lines(inst, &wanted);
+                        let addrs = addrs.into_iter().map(|a| (a, 0)).collect();
+                        points.extend(at_lines(Some(name), addrs));
+                    }
+                    if points.is_empty() {
+                        return Err(no_code(format!("{name};{pat}")));
+                    }
+                    Ok(Some(points))
+                }
                 FuncAt::Return => Ok(None),
             }
         }
@@ -1636,13 +1669,26 @@ fn dwarf_points(
                 let addrs = d.lines_for(file, u64::from(*n));
                 let in_file = |p: &str| crate::dwarf::path_matches(p, file);
                 shared(&addrs, u64::from(*n), &in_file, None)?;
-                let points = at_lines(None, u64::from(*n), addrs);
+                let line = u64::from(*n);
+                let points = at_lines(None, addrs.into_iter().map(|a| (a, line)).collect());
                 if points.is_empty() {
                     return Err(no_code(format!("{file}:{n}")));
                 }
                 Ok(Some(points))
             }
-            super::spec::SrcAt::Lazy(_) => Err(lazy()),
+            super::spec::SrcAt::Lazy(pat) => {
+                let Some(path) = d.source_path(file) else {
+                    return Err(no_code(format!(
+                        "{file} (no such source file in the DWARF)"
+                    )));
+                };
+                let wanted = lazy_matching_lines(&path, pat)?;
+                let points = at_lines(None, d.unit_lazy_lines(file, &wanted));
+                if points.is_empty() {
+                    return Err(no_code(format!("{file};{pat}")));
+                }
+                Ok(Some(points))
+            }
         },
         _ => Ok(None),
     }
