@@ -19,8 +19,11 @@ Examples:
   rprobe add 'vfs_read file->f_path.dentry->d_name.name:string count'  # names from BTF
   rprobe add -n --btf vmlinux-6.1 'tcp_sendmsg size sk->__sk_common.skc_daddr:u32'  # another kernel
   rprobe add -n --vmlinux vmlinux-6.1 'vfs_read+4 count'            # locations from DWARF
+  rprobe add -x ./server 'handle:3 total' -a 'server.c:120 req->len'  # source lines
+  rprobe add -x ./server 'handle;total+=* total'                     # lines matching a glob
 
-Spec: [[GROUP:]EVENT=]FUNC[+OFFS|%return] [[NAME=]ARG[:TYPE]]...
+Spec: [[GROUP:]EVENT=]FUNC[@FILE][+OFFS|%return|:RLN|;PATTERN] [[NAME=]ARG[:TYPE]]...
+      [[GROUP:]EVENT=][@]FILE:LINE|FILE;PATTERN [[NAME=]ARG[:TYPE]]...   (need DWARF)
   ARG:  %REG  +OFFS(ARG)  -OFFS(ARG)  +uOFFS(ARG)  $retval  $stackN  $stack  $comm  $argN
         @ADDR  @SYM[+OFFS]  @+FILEOFF  \\IMM  \\\"STR\"  arg1..arg6 (SysV argument registers)
         kernel: PARAM, PARAM->field.field[N], $params (from BTF at function entry, or
