@@ -159,4 +159,7 @@ pub struct Variable {
     pub location: Location,
     /// A formal parameter (else a local).
     pub is_param: bool,
+    /// When it cannot be read at the address asked about: the address ranges `[begin, end)`
+    /// of the function where its location list gives a readable location (empty otherwise).
+    pub live: Vec<(u64, u64)>,
 }

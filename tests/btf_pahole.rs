@@ -36,6 +36,15 @@ const STRUCTS: &[&str] = &[
     "mm_struct",
     "vm_area_struct",
     "pt_regs",
+    // what tests/golden_kernel.rs reads through
+    "open_how",
+    "kernel_clone_args",
+    "net_device",
+    "sched_entity",
+    "cred",
+    "vfsmount",
+    "socket",
+    "filename",
 ];
 
 /// The kernel's BTF, or `None` after printing why the test skips (a failure when `CI` is set).
@@ -172,6 +181,13 @@ fn parse_pahole(text: &str) -> Result<Field, String> {
                 .pop()
                 .ok_or(format!("line {}: unbalanced '}}'", n + 1))?;
             block.name = closing_name(decl);
+            // `} rtnl_link_state:16;`: a bitfield of an anonymous enum type.
+            if let Some((name, width)) = block.name.clone().split_once(':') {
+                if let Ok(w) = width.trim().parse() {
+                    block.name = name.trim().to_string();
+                    block.bitfield = Some(w);
+                }
+            }
             if let Some((bits, size)) = comment.and_then(parse_offset_comment) {
                 block.bit_offset = bits;
                 block.size = size;

@@ -302,7 +302,8 @@ fn kprobes_dry_run_without_kprobe_events() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).starts_with("p:probe/do_sys do_sys_openat2 dfd=%di:s32 filename=+0(%si):string"),
+        stdout(&o)
+            .starts_with("p:probe/do_sys do_sys_openat2+0 dfd=%di:s32 filename=+0(%si):string"),
         "{}",
         stdout(&o)
     );
@@ -414,8 +415,8 @@ fn kernel_field_chains_from_btf_agree_with_pahole() {
     assert_eq!(
         stdout(&o),
         format!(
-            "p:probe/vfs_read vfs_read name=+0(+{}(+{}(%di))):string count=%dx:x64\n\
-             p:probe/vfs_write vfs_write i_ino=+{i_ino}(+{f_inode}(%di)):x64\n",
+            "p:probe/vfs_read vfs_read+0 name=+0(+{}(+{}(%di))):string count=%dx:x64\n\
+             p:probe/vfs_write vfs_write+0 i_ino=+{i_ino}(+{f_inode}(%di)):x64\n",
             d_name + name,
             f_path + dentry
         )

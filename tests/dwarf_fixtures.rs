@@ -825,6 +825,23 @@ fn exercise(bytes: &[u8]) {
         }
     }
     let _ = dw.lines_for("dwarf_types.c", 80);
+    // The by-address path a vmlinux takes: .debug_aranges (or unit ranges), one unit's names.
+    for name in ["mix", "scale", "main"] {
+        let entry = dw
+            .functions(name)
+            .ok()
+            .and_then(|v| v.first().map(|f| f.entry_pc))
+            .unwrap_or(0x1139);
+        let _ = dw.units_at(entry);
+        for inst in dw
+            .functions_at(name, entry)
+            .unwrap_or_default()
+            .iter()
+            .take(4)
+        {
+            let _ = dw.variables_at(inst, inst.entry_pc + 4);
+        }
+    }
 }
 
 proptest::proptest! {
@@ -858,5 +875,44 @@ proptest::proptest! {
     fn truncated_fixtures_never_panic(variant in 0usize..4, cut in 0usize..usize::MAX) {
         let f = &fixtures()[variant];
         exercise(&f.bytes[..cut % f.bytes.len()]);
+    }
+}
+
+/// The by-address lookup (a vmlinux's path: `.debug_aranges`, one unit walked) finds what
+/// the whole-file name index finds, for every function of every fixture.
+#[test]
+fn lookup_by_address_agrees_with_the_name_index() {
+    for f in fixtures() {
+        let dw = Dwarf::parse(&f.bytes).expect("parse");
+        let names: Vec<String> = dw
+            .function_names()
+            .expect("names")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        assert!(!names.is_empty(), "{}: no functions", f.name);
+        for name in &names {
+            let all = dw.functions(name).expect("functions");
+            for concrete in all.iter().filter(|i| !i.inlined) {
+                assert!(
+                    !dw.units_at(concrete.entry_pc).is_empty(),
+                    "{}: no unit covers {name} at {:#x}",
+                    f.name,
+                    concrete.entry_pc
+                );
+                let by_addr = dw
+                    .functions_at(name, concrete.entry_pc)
+                    .expect("functions_at");
+                assert!(
+                    by_addr.contains(concrete),
+                    "{}: {name} at {:#x}: by address {by_addr:?}",
+                    f.name,
+                    concrete.entry_pc
+                );
+                for i in &by_addr {
+                    assert!(all.contains(i), "{}: {name}: extra instance {i:?}", f.name);
+                }
+            }
+        }
     }
 }

@@ -331,11 +331,24 @@ fn is_elf(data: &[u8]) -> bool {
     data.starts_with(b"\x7fELF")
 }
 
+/// The BTF bytes of `path`: the whole file for raw BTF, only the `.BTF` section of an ELF
+/// file (a vmlinux is 590 MB with DWARF; its `.BTF` about 4 MB), read through a mapping.
 fn read(path: &Path) -> Result<Vec<u8>, BtfError> {
-    std::fs::read(path).map_err(|source| BtfError::Io {
+    use std::io::Read;
+    let io = |source| BtfError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let mut magic = [0u8; 4];
+    let head = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(io)?;
+    if head == 4 && is_elf(&magic) {
+        if let Ok(map) = crate::sys::map_file(path) {
+            return btf_section(&map);
+        }
+    }
+    std::fs::read(path).map_err(io)
 }
 
 fn in_file(path: &Path, e: BtfError) -> BtfError {

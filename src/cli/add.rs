@@ -18,11 +18,16 @@ Examples:
   rprobe add -n 'vfs_read%return ret=$retval:s64'                  # print the line only
   rprobe add 'vfs_read file->f_path.dentry->d_name.name:string count'  # names from BTF
   rprobe add -n --btf vmlinux-6.1 'tcp_sendmsg size sk->__sk_common.skc_daddr:u32'  # another kernel
+  rprobe add -n --vmlinux vmlinux-6.1 'vfs_read+4 count'            # locations from DWARF
+  rprobe add -x ./server 'handle:3 total' -a 'server.c:120 req->len'  # source lines
+  rprobe add -x ./server 'handle;total+=* total'                     # lines matching a glob
 
-Spec: [[GROUP:]EVENT=]FUNC[+OFFS|%return] [[NAME=]ARG[:TYPE]]...
+Spec: [[GROUP:]EVENT=]FUNC[@FILE][+OFFS|%return|:RLN|;PATTERN] [[NAME=]ARG[:TYPE]]...
+      [[GROUP:]EVENT=][@]FILE:LINE|FILE;PATTERN [[NAME=]ARG[:TYPE]]...   (need DWARF)
   ARG:  %REG  +OFFS(ARG)  -OFFS(ARG)  +uOFFS(ARG)  $retval  $stackN  $stack  $comm  $argN
         @ADDR  @SYM[+OFFS]  @+FILEOFF  \\IMM  \\\"STR\"  arg1..arg6 (SysV argument registers)
-        kernel: PARAM, PARAM->field.field[N], $params (from BTF, at function entry)
+        kernel: PARAM, PARAM->field.field[N], $params (from BTF at function entry, or
+        from a vmlinux's DWARF anywhere: --vmlinux)
   TYPE: u8..u64 s8..s64 x8..x64 char string ustring symbol symstr b<W>@<O>/<C> TYPE[N]
 Words of one spec may be given as separate arguments (as with perf probe); use --add
 for more probes in one command.";
@@ -45,6 +50,12 @@ pub struct AddArgs {
     /// of /sys/kernel/btf/vmlinux; with --dry-run, specs can be prepared for another kernel.
     #[arg(long, value_name = "FILE")]
     btf: Option<std::path::PathBuf>,
+    /// Kernel variables and their locations from this vmlinux's DWARF (at any offset, not
+    /// only the entry); without it the running kernel's debug vmlinux is used when installed
+    /// (/usr/lib/debug/boot/vmlinux-$(uname -r)) and BTF cannot answer (no BTF, or a
+    /// variable at +OFFS). With --dry-run, specs can be prepared for another kernel.
+    #[arg(short = 'k', long, value_name = "PATH", conflicts_with = "btf")]
+    vmlinux: Option<std::path::PathBuf>,
     /// Another probe spec (repeatable).
     #[arg(short = 'a', long = "add", value_name = "SPEC")]
     more: Vec<String>,
@@ -124,21 +135,43 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
             }
         }
         None => {
-            // --btf describes another kernel: this one's symbol lists do not apply to it.
-            let local = args.btf.is_none();
-            let kallsyms = env::read_kallsyms().filter(|_| local);
+            // --btf and --vmlinux describe another kernel: this one's symbol lists do not
+            // apply to it.
+            let local = args.btf.is_none() && args.vmlinux.is_none();
+            // (Not even read then: /proc/kallsyms alone takes tens of milliseconds.)
+            let kallsyms = local.then(env::read_kallsyms).flatten();
             let traceable = tracefs
                 .as_ref()
-                .and_then(env::read_traceable)
-                .filter(|_| local);
-            let blacklist = env::read_kprobe_blacklist().filter(|_| local);
-            let btf = env::kernel_btf(args.btf.as_deref())?;
+                .filter(|_| local)
+                .and_then(env::read_traceable);
+            let blacklist = local.then(env::read_kprobe_blacklist).flatten();
+            let btf = match &args.vmlinux {
+                Some(_) => None,
+                None => env::kernel_btf(args.btf.as_deref())?,
+            };
+            let needs_dwarf = btf.is_none() || parsed.iter().any(names_past_entry);
+            let vmlinux = match (&args.vmlinux, needs_dwarf && args.btf.is_none()) {
+                (Some(p), _) => Some(Vmlinux::open(p)?),
+                (None, true) => Vmlinux::find_default(),
+                (None, false) => None,
+            };
+            let kdwarf = vmlinux.as_ref().map(Vmlinux::read).transpose()?;
+            let ksyms = kdwarf.as_ref().map(|(d, s)| probes::resolve::KernelDwarf {
+                dwarf: d,
+                symbols: s,
+            });
+            // Offline, the vmlinux's own symbols say which functions exist.
+            let kallsyms = match (&args.vmlinux, &ksyms) {
+                (Some(_), Some(k)) => Some(k.kernel_symbols()),
+                _ => kallsyms,
+            };
             for (i, spec) in parsed.iter().enumerate() {
                 let target = Target::Kernel {
                     kallsyms: kallsyms.as_deref(),
                     traceable: traceable.as_ref(),
                     blacklist: blacklist.as_ref(),
                     types: btf.as_ref().map(|b| b as &dyn crate::debuginfo::TypeSource),
+                    dwarf: ksyms,
                 };
                 let d = probes::resolve(spec, target, &mut opts)
                     .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;
@@ -209,4 +242,70 @@ fn explain_rejection(e: TracefsError, d: &ProbeDef) -> anyhow::Error {
         ""
     };
     anyhow::anyhow!("cannot add {}: {first}{hint}{rest}", d.name())
+}
+
+/// Whether a spec names variables at a place BTF cannot describe (away from the entry).
+fn names_past_entry(spec: &probes::ProbeSpec) -> bool {
+    use probes::spec::{ArgValue, FuncAt, ProbePoint};
+    let past = !matches!(
+        spec.point,
+        ProbePoint::Function {
+            at: FuncAt::Entry,
+            ..
+        }
+    );
+    past && spec
+        .args
+        .iter()
+        .any(|a| !matches!(a.value, ArgValue::Raw(_)))
+}
+
+/// A kernel image with DWARF, mapped: `--vmlinux PATH`, or the running kernel's debug
+/// vmlinux where distributions install it. Only the sections and units a probe needs are
+/// read from the mapping; nothing is copied.
+pub(super) struct Vmlinux {
+    path: std::path::PathBuf,
+    map: memmap2::Mmap,
+}
+
+impl Vmlinux {
+    /// Map `path`.
+    pub(super) fn open(path: &std::path::Path) -> Result<Vmlinux> {
+        let map = crate::sys::map_file(path)
+            .with_context(|| format!("cannot read the vmlinux {}", path.display()))?;
+        Ok(Vmlinux {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+
+    /// The running kernel's vmlinux with DWARF in the places perf looks (`vmlinux_path`):
+    /// `/usr/lib/debug/boot/vmlinux-$(uname -r)` (Debian's `linux-image-*-dbg`),
+    /// `/usr/lib/debug/lib/modules/$(uname -r)/vmlinux` (Fedora), `/boot/vmlinux-$(uname -r)`
+    /// and `/lib/modules/$(uname -r)/build/vmlinux`.
+    pub(super) fn find_default() -> Option<Vmlinux> {
+        let release = nix::sys::utsname::uname()
+            .ok()?
+            .release()
+            .to_string_lossy()
+            .into_owned();
+        [
+            format!("/usr/lib/debug/boot/vmlinux-{release}"),
+            format!("/usr/lib/debug/lib/modules/{release}/vmlinux"),
+            format!("/boot/vmlinux-{release}"),
+            format!("/lib/modules/{release}/build/vmlinux"),
+        ]
+        .iter()
+        .map(std::path::Path::new)
+        .filter(|p| p.is_file())
+        .find_map(|p| Vmlinux::open(p).ok())
+    }
+
+    /// Its DWARF and function symbols.
+    pub(super) fn read(&self) -> Result<(crate::dwarf::Dwarf<'_>, crate::elf::SymbolTable)> {
+        let what = || format!("cannot use the vmlinux {}", self.path.display());
+        let dwarf = crate::dwarf::Dwarf::parse(&self.map).with_context(what)?;
+        let symbols = crate::elf::parse_functions(&self.map).with_context(what)?;
+        Ok((dwarf, symbols))
+    }
 }

@@ -45,6 +45,7 @@ pub fn caps_from(f: &Features) -> Caps {
         arg_n: f.arg_n,
         ret_arg_n: f.arg_n,
         pd: f.pd_type,
+        multiprobe: f.multiprobe,
     }
 }
 

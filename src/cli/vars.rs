@@ -11,6 +11,7 @@ const EXAMPLES: &str = "\
 Examples:
   rprobe vars tcp_sendmsg                     # kernel parameters, from BTF
   rprobe vars --btf vmlinux-6.1 vfs_read      # another kernel's
+  rprobe vars --vmlinux vmlinux-6.1 vfs_read+4  # with locations, from DWARF
   rprobe vars -x ./server handle_request      # parameters and locals, from DWARF
   rprobe vars -x ./server handle_request+24";
 
@@ -24,6 +25,9 @@ pub struct VarsArgs {
     /// Kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     btf: Option<std::path::PathBuf>,
+    /// Kernel variables with their locations from this vmlinux's DWARF.
+    #[arg(short = 'k', long, value_name = "PATH", conflicts_with = "btf")]
+    vmlinux: Option<std::path::PathBuf>,
     /// FUNC or FUNC+OFFS.
     #[arg(value_name = "POINT")]
     point: String,
@@ -51,6 +55,24 @@ pub fn run(args: &VarsArgs, out: &mut dyn Write) -> Result<()> {
             };
             probes::resolve::list_variables(&spec, target)?
         }
+        None if args.vmlinux.is_some() => {
+            let path = args.vmlinux.as_deref().context("--vmlinux")?;
+            let vmlinux = super::add::Vmlinux::open(path)?;
+            let (dwarf, symbols) = vmlinux.read()?;
+            let kd = probes::resolve::KernelDwarf {
+                dwarf: &dwarf,
+                symbols: &symbols,
+            };
+            let kallsyms = kd.kernel_symbols();
+            let target = Target::Kernel {
+                kallsyms: Some(&kallsyms),
+                traceable: None,
+                blacklist: None,
+                types: None,
+                dwarf: Some(kd),
+            };
+            probes::resolve::list_variables(&spec, target)?
+        }
         None => {
             let btf = env::kernel_btf(args.btf.as_deref())?
                 .context("no kernel BTF: /sys/kernel/btf/vmlinux is missing; give --btf FILE")?;
@@ -60,6 +82,7 @@ pub fn run(args: &VarsArgs, out: &mut dyn Write) -> Result<()> {
                 traceable: None,
                 blacklist: None,
                 types: Some(&btf),
+                dwarf: None,
             };
             probes::resolve::list_variables(&spec, target)?
         }

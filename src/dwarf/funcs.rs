@@ -85,7 +85,7 @@ impl<'a> Dwarf<'a> {
         f.decl_line
     }
 
-    fn instance(&self, name: &str, inst: &Instance) -> Result<FuncInstance, DwarfError> {
+    pub(crate) fn instance(&self, name: &str, inst: &Instance) -> Result<FuncInstance, DwarfError> {
         let die = self.die_at(inst.die)?;
         let ranges = self.ranges_of(&die)?;
         let low = self.addr_attr(&die, dw::DW_AT_low_pc);

@@ -35,6 +35,9 @@ pub(crate) struct Instance {
     pub(crate) frame_die: u64,
 }
 
+/// One unit's function names to their instances.
+pub(crate) type UnitNames = HashMap<String, Vec<Instance>>;
+
 /// Function names to their instances, each list in `.debug_info` order.
 #[derive(Debug, Default)]
 pub(crate) struct NameIndex {
@@ -56,6 +59,32 @@ fn is_tombstone(addr: u64) -> bool {
     addr == 0 || addr >= u64::MAX - 1
 }
 
+/// Names the instances of `pending` (their own, else through their origins' names) and groups
+/// them by name, each list in walk order.
+fn resolve_names(
+    pending: Vec<Pending>,
+    names: &HashMap<u64, String>,
+    origins: &HashMap<u64, u64>,
+) -> HashMap<String, Vec<Instance>> {
+    let mut by_name: HashMap<String, Vec<Instance>> = HashMap::new();
+    for p in pending {
+        let name = p.name.or_else(|| {
+            let mut cur = p.origin?;
+            for _ in 0..8 {
+                if let Some(n) = names.get(&cur) {
+                    return Some(n.clone());
+                }
+                cur = *origins.get(&cur)?;
+            }
+            None
+        });
+        if let Some(name) = name {
+            by_name.entry(name).or_default().push(p.inst);
+        }
+    }
+    by_name
+}
+
 impl<'a> Dwarf<'a> {
     /// The name index, built on first use.
     pub(crate) fn index(&self) -> Result<&NameIndex, DwarfError> {
@@ -75,23 +104,27 @@ impl<'a> Dwarf<'a> {
                 errors.push(e);
             }
         }
-        let mut by_name: HashMap<String, Vec<Instance>> = HashMap::new();
-        for p in pending {
-            let name = p.name.or_else(|| {
-                let mut cur = p.origin?;
-                for _ in 0..8 {
-                    if let Some(n) = names.get(&cur) {
-                        return Some(n.clone());
-                    }
-                    cur = *origins.get(&cur)?;
-                }
-                None
-            });
-            if let Some(name) = name {
-                by_name.entry(name).or_default().push(p.inst);
-            }
+        NameIndex {
+            by_name: resolve_names(pending, &names, &origins),
+            errors,
         }
-        NameIndex { by_name, errors }
+    }
+
+    /// Functions of unit `idx` alone, by name, walked on first use and kept (the fast path
+    /// for a kernel function found by address: see [`Dwarf::functions_at`]). Instances named
+    /// only through a reference into another unit are missing.
+    pub(crate) fn unit_index(&self, idx: usize) -> Result<&UnitNames, DwarfError> {
+        let slot = self.units.get(idx).ok_or(DwarfError::NoDie(0))?;
+        slot.names
+            .get_or_init(|| {
+                let mut names = HashMap::new();
+                let mut origins = HashMap::new();
+                let mut pending = Vec::new();
+                self.walk_unit(idx, &mut names, &mut origins, &mut pending)?;
+                Ok(resolve_names(pending, &names, &origins))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn walk_unit(

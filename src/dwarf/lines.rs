@@ -38,7 +38,7 @@ impl UnitLines {
 
 /// Whether `path` ends with `suffix` at a path component boundary (`foo.c` matches
 /// `/src/foo.c` but not `/src/barfoo.c`).
-pub(crate) fn path_matches(path: &str, suffix: &str) -> bool {
+pub fn path_matches(path: &str, suffix: &str) -> bool {
     let suffix = suffix.trim_start_matches("./");
     if suffix.is_empty() {
         return false;
@@ -139,6 +139,7 @@ impl<'a> Dwarf<'a> {
                     out.push(r.addr);
                 }
             }
+            out.extend(self.call_sites(idx, &|p| path_matches(p, file_suffix), line));
         }
         out.sort_unstable();
         out.dedup();

@@ -23,6 +23,7 @@
 //! supplementary files (`.gnu_debugaltlink`), split DWARF (`.dwo`), relocatable objects
 //! (`.ko`, `.o`: their DWARF needs relocations applied first), big-endian files.
 
+mod byaddr;
 mod die;
 mod error;
 mod find;
@@ -43,6 +44,7 @@ use object::Object;
 pub use error::DwarfError;
 pub use find::debug_candidates;
 pub use funcs::FuncInstance;
+pub use lines::path_matches;
 
 use reader::Bytes;
 
@@ -54,6 +56,7 @@ pub struct Dwarf<'a> {
     header_error: Option<DwarfError>,
     frames: frame::Frames<'a>,
     index: OnceLock<Result<index::NameIndex, DwarfError>>,
+    unit_ranges: OnceLock<byaddr::UnitRanges>,
 }
 
 /// One unit of `.debug_info`: its header, read at parse time, and the unit itself (its
@@ -66,6 +69,7 @@ struct UnitSlot<'a> {
     unit: OnceLock<Result<Unit<Bytes<'a>>, DwarfError>>,
     lines: OnceLock<Result<lines::UnitLines, DwarfError>>,
     optimized: OnceLock<bool>,
+    names: OnceLock<Result<index::UnitNames, DwarfError>>,
 }
 
 /// Sections gimli may ask for that rprobe never reads: not inflated, not borrowed.
@@ -106,6 +110,7 @@ impl<'a> Dwarf<'a> {
                         unit: OnceLock::new(),
                         lines: OnceLock::new(),
                         optimized: OnceLock::new(),
+                        names: OnceLock::new(),
                     });
                 }
                 Ok(None) => break,
@@ -125,6 +130,7 @@ impl<'a> Dwarf<'a> {
             header_error,
             frames,
             index: OnceLock::new(),
+            unit_ranges: OnceLock::new(),
         })
     }
 

@@ -30,6 +30,14 @@ use crate::debuginfo::{CType, Location, TypeId, TypeSource, Variable};
 /// Lexical blocks nested deeper than this are not searched.
 const MAX_NESTING: usize = 64;
 
+/// A location a fetch arg can read.
+fn readable(l: &Location) -> bool {
+    matches!(
+        l,
+        Location::Reg(_) | Location::Mem { .. } | Location::Addr(_) | Location::Const(_)
+    )
+}
+
 /// The name of the operation an expression starts with (`DW_OP_piece`).
 fn op_name(expr: &Expression<Bytes<'_>>) -> String {
     match expr.0.slice().first() {
@@ -41,9 +49,9 @@ fn op_name(expr: &Expression<Bytes<'_>>) -> String {
 }
 
 impl<'a> Dwarf<'a> {
-    /// Parameters and locals of `f` in scope at `pc` (those of nested lexical blocks only
-    /// when the block covers `pc`; those of functions inlined into `f` never), in DIE order,
-    /// each with its location at `pc`.
+    /// Parameters and locals of `f` in scope at `pc` (those of nested lexical blocks and of
+    /// functions inlined into `f` when their code covers `pc`, as perf searches them), in
+    /// DIE order, each with its location at `pc`.
     pub fn variables_at(&self, f: &FuncInstance, pc: u64) -> Result<Vec<Variable>, DwarfError> {
         let die = self.die_at(f.die)?;
         let mut out = Vec::new();
@@ -69,14 +77,23 @@ impl<'a> Dwarf<'a> {
                         continue;
                     }
                     let ty = TypeId(self.type_of(&child).unwrap_or(0));
+                    let location = self.location_of(f, &child, ty, pc);
+                    let live = if readable(&location) {
+                        Vec::new()
+                    } else {
+                        self.live_ranges(f, &child)
+                    };
                     out.push(Variable {
                         name: self.name_of(&child).unwrap_or_default(),
                         ty,
-                        location: self.location_of(f, &child, ty, pc),
+                        location,
                         is_param: child.tag() == dw::DW_TAG_formal_parameter,
+                        live,
                     });
                 }
-                dw::DW_TAG_lexical_block => {
+                // As perf's die_find_variable_at and $vars: blocks and inlined calls
+                // that hold `pc` are searched too, in DIE order.
+                dw::DW_TAG_lexical_block | dw::DW_TAG_inlined_subroutine => {
                     let ranges = self.ranges_of(&child)?;
                     if ranges.is_empty() || ranges.iter().any(|(b, e)| (*b..*e).contains(&pc)) {
                         self.collect_vars(f, &child, pc, depth + 1, out)?;
@@ -86,6 +103,32 @@ impl<'a> Dwarf<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The ranges of `var`'s location list whose location rprobe can read (at most 64).
+    fn live_ranges(&self, f: &FuncInstance, var: &Die<'a>) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let Ok(unit) = self.unit(var.unit) else {
+            return out;
+        };
+        let Some(v @ (AttributeValue::LocationListsRef(_) | AttributeValue::DebugLocListsIndex(_))) =
+            var.attr(dw::DW_AT_location)
+        else {
+            return out;
+        };
+        let Ok(Some(mut iter)) = self.dwarf.attr_locations(unit, v) else {
+            return out;
+        };
+        while let Ok(Some(entry)) = iter.next() {
+            let r = entry.range;
+            if r.begin < r.end && readable(&self.convert(f, var.unit, &entry.data, r.begin)) {
+                out.push((r.begin, r.end));
+            }
+            if out.len() >= 64 {
+                break;
+            }
+        }
+        out
     }
 
     /// Where `var` (of type `ty`) is at `pc`.

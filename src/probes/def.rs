@@ -105,7 +105,8 @@ pub struct ProbeDef {
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Place::Kernel { symbol, offset: 0 } => f.write_str(symbol),
+            // Always with the offset, `vfs_read+0`: what the kernel reads back and what
+            // `perf probe -D` prints.
             Place::Kernel { symbol, offset } => write!(f, "{symbol}+{offset}"),
             Place::User {
                 path,
@@ -252,7 +253,7 @@ mod tests {
             symbol: "vfs_read".into(),
             offset: 0,
         };
-        assert_eq!(k.to_string(), "vfs_read");
+        assert_eq!(k.to_string(), "vfs_read+0");
         let k = Place::Kernel {
             symbol: "vfs_read".into(),
             offset: 16,

@@ -61,6 +61,9 @@ pub struct Caps {
     pub ret_arg_n: bool,
     /// `%pd`/`%pD`.
     pub pd: bool,
+    /// Several probe points under one event name (5.4+, README `Create/append/`): perf
+    /// then gives every point of one spec the same name instead of `_1`, `_2`, ...
+    pub multiprobe: bool,
 }
 
 impl Default for Caps {
@@ -75,6 +78,7 @@ impl Default for Caps {
             arg_n: true,
             ret_arg_n: true,
             pd: true,
+            multiprobe: true,
         }
     }
 }
@@ -101,7 +105,51 @@ pub enum Target<'a> {
         blacklist: Option<&'a BTreeSet<String>>,
         /// Kernel types (BTF, or DWARF of a vmlinux), for arguments by name.
         types: Option<&'a dyn TypeSource>,
+        /// The DWARF of a vmlinux (`--vmlinux`): variables with their locations at any
+        /// offset, asked before `types`.
+        dwarf: Option<KernelDwarf<'a>>,
     },
+}
+
+/// A vmlinux's DWARF and its ELF function symbols (which give each function's address, so
+/// only the unit holding it is read: [`crate::dwarf::Dwarf::functions_at`]).
+#[derive(Clone, Copy)]
+pub struct KernelDwarf<'a> {
+    /// The DWARF.
+    pub dwarf: &'a crate::dwarf::Dwarf<'a>,
+    /// The vmlinux's function symbols.
+    pub symbols: &'a SymbolTable,
+}
+
+impl KernelDwarf<'_> {
+    /// `pc` as the function symbol holding it plus the distance (`dentry_open+42`), a global
+    /// symbol preferred among aliases.
+    fn place_of(&self, pc: u64) -> Option<Place> {
+        let sym = self
+            .symbols
+            .funcs
+            .iter()
+            .filter(|s| s.addr <= pc && pc < s.addr + s.size.max(1))
+            .min_by_key(|s| (pc - s.addr, !s.global))?;
+        Some(Place::Kernel {
+            symbol: sym.name.clone(),
+            offset: pc - sym.addr,
+        })
+    }
+
+    /// The vmlinux's functions as kernel symbols, for name checks and globs offline.
+    pub fn kernel_symbols(&self) -> Vec<KernelSymbol> {
+        self.symbols
+            .funcs
+            .iter()
+            .map(|f| KernelSymbol {
+                addr: f.addr,
+                kind: if f.global { 'T' } else { 't' },
+                name: f.name.clone(),
+                module: None,
+            })
+            .collect()
+    }
 }
 
 /// Options for [`resolve`].
@@ -123,37 +171,68 @@ pub fn resolve(
     target: Target<'_>,
     opts: &mut ResolveOptions,
 ) -> Result<Vec<ProbeDef>, SpecError> {
+    // Source lines, inlined instances and FUNC@FILE of a user program, from its DWARF.
+    let dwarf_points = match target {
+        Target::User {
+            dwarf: Some(d),
+            path,
+            symbols,
+        } => user_dwarf_points(&spec.point, d, path, symbols)?,
+        Target::Kernel {
+            dwarf: Some(kd), ..
+        } => kernel_dwarf_points(&spec.point, &kd)?,
+        _ => None,
+    };
+    let entry_at = FuncAt::Entry;
+    let no_name = String::new();
     let (name, at) =
-        match &spec.point {
-            ProbePoint::Function {
+        match (&dwarf_points, &spec.point) {
+            (Some(_), ProbePoint::Function { name, at, .. }) => (
                 name,
-                src: None,
-                at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
-            } => (name, at),
-            ProbePoint::Function { src: Some(_), .. }
-            | ProbePoint::Function {
-                at: FuncAt::Line(_) | FuncAt::Lazy(_),
-                ..
-            }
-            | ProbePoint::Source { .. } => return Err(SpecError::at(
-                0,
-                "source files and line numbers need DWARF debuginfo, which rprobe cannot read yet",
-                "probe FUNC, FUNC+OFFS or FUNC%return",
-            )),
-            ProbePoint::Address(_) => {
-                return Err(SpecError::at(
+                match at {
+                    FuncAt::Offset(_) => at,
+                    _ => &entry_at,
+                },
+            ),
+            (Some(_), _) => (&no_name, &entry_at),
+            (None, _) => match &spec.point {
+                ProbePoint::Function {
+                    name,
+                    src: None,
+                    at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
+                } => (name, at),
+                // FUNC@FILE: user_dwarf_points checked that the DWARF defines it there.
+                ProbePoint::Function {
+                    name,
+                    src: Some(_),
+                    at: at @ (FuncAt::Entry | FuncAt::Offset(_) | FuncAt::Return),
+                } if matches!(target, Target::User { dwarf: Some(_), .. }) => (name, at),
+                ProbePoint::Function { src: Some(_), .. }
+                | ProbePoint::Function {
+                    at: FuncAt::Line(_) | FuncAt::Lazy(_),
+                    ..
+                }
+                | ProbePoint::Source { .. } => return Err(SpecError::at(
                     0,
-                    "probing a raw address is not supported",
-                    "probe a function name, FUNC+OFFS or FUNC%return",
-                ))
-            }
-            ProbePoint::Sdt { .. } => {
-                return Err(SpecError::at(
-                    0,
-                    "USDT probes are not supported yet",
-                    "probe the function that holds the note, or its address as FUNC+OFFS",
-                ))
-            }
+                    "source files and line numbers need DWARF debuginfo: the binary's (build with \
+                 -g, or install its -dbg package), or for the kernel a vmlinux (--vmlinux)",
+                    "probe FUNC, FUNC+OFFS or FUNC%return, or give the debuginfo",
+                )),
+                ProbePoint::Address(_) => {
+                    return Err(SpecError::at(
+                        0,
+                        "probing a raw address is not supported",
+                        "probe a function name, FUNC+OFFS or FUNC%return",
+                    ))
+                }
+                ProbePoint::Sdt { .. } => {
+                    return Err(SpecError::at(
+                        0,
+                        "USDT probes are not supported yet",
+                        "probe the function that holds the note, or its address as FUNC+OFFS",
+                    ))
+                }
+            },
         };
     let retprobe = matches!(at, FuncAt::Return);
     let offset = match at {
@@ -164,14 +243,18 @@ pub fn resolve(
         Target::User { .. } => ProbeKind::Uprobe,
         Target::Kernel { .. } => ProbeKind::Kprobe,
     };
-    let points = match target {
-        Target::User { path, symbols, .. } => user_points(name, offset, path, symbols)?,
-        Target::Kernel {
-            kallsyms,
-            traceable,
-            blacklist,
-            ..
-        } => kernel_points(name, offset, kallsyms, traceable, blacklist)?,
+    let points = match (target, &dwarf_points) {
+        (_, Some(_)) => Vec::new(),
+        (Target::User { path, symbols, .. }, None) => user_points(name, offset, path, symbols)?,
+        (
+            Target::Kernel {
+                kallsyms,
+                traceable,
+                blacklist,
+                ..
+            },
+            None,
+        ) => kernel_points(name, offset, kallsyms, traceable, blacklist)?,
     };
     // perf moves past the prologue of unoptimized user code when the spec reads variables.
     let wants_vars = spec.args.iter().any(|a| match &a.value {
@@ -184,16 +267,59 @@ pub fn resolve(
         (None, Target::Kernel { .. }) => "probe".to_string(),
         (None, Target::User { path, .. }) => user_group(path),
     };
+    // With a vmlinux's DWARF, a function that was also inlined is probed at every instance
+    // (perf's `die_walk_instances`), each at the address of the function it is in.
+    let points: Vec<_> = match (dwarf_points, target, retprobe) {
+        (Some(d), _, _) => d,
+        (
+            None,
+            Target::Kernel {
+                dwarf: Some(kd), ..
+            },
+            false,
+        ) => points
+            .into_iter()
+            .flat_map(|p| kernel_instances(&kd, p, offset))
+            .collect(),
+        (None, _, _) => points
+            .into_iter()
+            .map(|(n, p, a)| (n, p, a, None))
+            .collect(),
+    };
     let mut defs = Vec::with_capacity(points.len());
-    for (i, (realname, mut place, addr)) in points.into_iter().enumerate() {
+    let mut first_event: Option<String> = None;
+    for (i, (realname, mut place, addr, kinst)) in points.into_iter().enumerate() {
         let base = match &spec.event {
             Some(e) => e.clone(),
-            None => event_base(&realname),
+            // perf names a FUNC:RLN probe FUNC_L<RLN>.
+            None => match &spec.point {
+                ProbePoint::Function {
+                    at: FuncAt::Line(n),
+                    ..
+                } => format!("{}_L{n}", event_base(&realname)),
+                _ => event_base(&realname),
+            },
         };
         let scope = match target {
+            Target::Kernel {
+                dwarf: Some(kd),
+                types,
+                ..
+            } => match &kinst {
+                Some((inst, pc)) => instance_scope(kd.dwarf, inst, *pc, retprobe, &kernel_static),
+                None => kernel_dwarf_scope(&kd, &realname, offset, retprobe),
+            }
+            .or_else(|| types.and_then(|t| kernel_scope(t, &realname, offset == 0 && !retprobe))),
             Target::Kernel { types: Some(t), .. } => {
                 kernel_scope(t, &realname, offset == 0 && !retprobe)
             }
+            Target::User {
+                dwarf: Some(d),
+                symbols,
+                ..
+            } if kinst.is_some() => kinst.as_ref().and_then(|(inst, pc)| {
+                instance_scope(d, inst, *pc, retprobe, &|a, _| user_static(symbols, a))
+            }),
             Target::User {
                 dwarf: Some(d),
                 symbols,
@@ -232,7 +358,11 @@ pub fn resolve(
         for a in &spec.args {
             args.extend(resolve_arg(a, args.len(), &ctx)?);
         }
-        let event = pick_event_name(&group, &base, retprobe, opts, i > 0 || opts.force)?;
+        let event = match (&first_event, opts.caps.multiprobe) {
+            (Some(e), true) => e.clone(),
+            _ => pick_event_name(&group, &base, retprobe, opts, i > 0 || opts.force)?,
+        };
+        first_event.get_or_insert_with(|| event.clone());
         opts.existing.insert(format!("{group}:{event}"));
         let def = ProbeDef {
             kind,
@@ -299,6 +429,12 @@ pub fn list_variables(
     for (realname, _, addr) in points {
         let mut at = offset;
         let scope = match target {
+            Target::Kernel {
+                dwarf: Some(kd),
+                types,
+                ..
+            } => kernel_dwarf_scope(&kd, &realname, offset, false)
+                .or_else(|| types.and_then(|t| kernel_scope(t, &realname, offset == 0))),
             Target::Kernel { types: Some(t), .. } => kernel_scope(t, &realname, offset == 0),
             Target::User {
                 dwarf: Some(d),
@@ -639,7 +775,7 @@ fn kernel_points(
                 ));
                 return Err(SpecError::at(
                     0,
-                    format!("no kernel function '{n}' in /proc/kallsyms"),
+                    format!("no kernel function '{n}' in the kernel's symbols"),
                     format!("{hint}list what can be probed with 'rprobe funcs'"),
                 ));
             }
@@ -799,14 +935,98 @@ fn dwarf_scope<'a>(
         .ok()?
         .into_iter()
         .find(|f| !f.inlined && f.entry_pc == entry)?;
-    let vars = dwarf.variables_at(&inst, pc).ok()?;
+    instance_scope(dwarf, &inst, pc, retprobe, &|a, _| {
+        file_offset(a)
+            .map(|o| Base::FileData(o as i64))
+            .ok_or_else(|| format!("its address 0x{a:x} is not in the probed file"))
+    })
+}
+
+/// Variables of a kernel function at `offset` from its entry, from a vmlinux's DWARF. As
+/// perf does, the probe stays at the entry (no prologue skip), and a global or static is
+/// read through its name (`@jiffies`), which the kernel relocates.
+fn kernel_dwarf_scope<'a>(
+    kd: &KernelDwarf<'a>,
+    func: &str,
+    offset: u64,
+    retprobe: bool,
+) -> Option<Scope<'a>> {
+    let entry = kd.symbols.find_by_name(func).next()?.addr;
+    let inst = kd
+        .dwarf
+        .functions_at(func, entry)
+        .ok()?
+        .into_iter()
+        .find(|f| !f.inlined && f.entry_pc == entry)?;
+    instance_scope(kd.dwarf, &inst, entry + offset, retprobe, &kernel_static)
+}
+
+/// A kernel global or static, read through its name (`@jiffies`), which the kernel
+/// relocates.
+fn kernel_static(_addr: u64, name: &str) -> Result<Base, String> {
+    Ok(Base::Value(FetchArg::Symbol {
+        name: name.to_string(),
+        offset: super::fetch::Num::dec(0),
+    }))
+}
+
+/// A point with the DWARF instance it probes, when it is one of several.
+/// A probe point: the function it is named after, the place, the symbol's address, and the
+/// DWARF instance whose variables it reads with the address it probes.
+type KernelPoint = (
+    String,
+    Place,
+    Option<u64>,
+    Option<(crate::dwarf::FuncInstance, u64)>,
+);
+
+/// The probe points of kernel function `point.0` from a vmlinux's DWARF: the point itself
+/// when the function was never inlined, else every instance of it in the unit that holds it
+/// (inlined copies and the out-of-line one, in DIE order, as perf walks them), each placed
+/// at the function symbol holding it plus the distance (`dentry_open+42`).
+fn kernel_instances(
+    kd: &KernelDwarf<'_>,
+    point: (String, Place, Option<u64>),
+    offset: u64,
+) -> Vec<KernelPoint> {
+    let (name, place, addr) = point;
+    let insts = kd
+        .symbols
+        .find_by_name(&name)
+        .next()
+        .and_then(|s| kd.dwarf.functions_at(&name, s.addr).ok())
+        .filter(|v| v.iter().any(|f| f.inlined));
+    let Some(insts) = insts else {
+        return vec![(name, place, addr, None)];
+    };
+    insts
+        .into_iter()
+        .filter_map(|f| {
+            let pc = f.entry_pc + offset;
+            let place = kd.place_of(pc)?;
+            Some((name.clone(), place, None, Some((f, pc))))
+        })
+        .collect()
+}
+
+/// The variables of one function instance at `pc`; `statics` turns the address of a global
+/// or static (and its name) into a fetch base.
+fn instance_scope<'a>(
+    dwarf: &'a crate::dwarf::Dwarf<'a>,
+    inst: &crate::dwarf::FuncInstance,
+    pc: u64,
+    retprobe: bool,
+    statics: &dyn Fn(u64, &str) -> Result<Base, String>,
+) -> Option<Scope<'a>> {
+    let vars = dwarf.variables_at(inst, pc).ok()?;
     let values = vars
         .into_iter()
         .map(|v| {
             let base = if retprobe {
                 Err("a return probe cannot read variables, only $retval".to_string())
             } else {
-                location_base(&v.location, file_offset)
+                location_base(&v.location, &|a| statics(a, &v.name))
+                    .map_err(|why| with_live_ranges(why, inst, &v.live))
             };
             NamedValue {
                 name: v.name,
@@ -824,9 +1044,32 @@ fn dwarf_scope<'a>(
     })
 }
 
+/// `why` a variable cannot be read, plus where in the function it can (`vfs_fsync_range+0..
+/// +12`), so the user can move the probe there.
+fn with_live_ranges(why: String, inst: &crate::dwarf::FuncInstance, live: &[(u64, u64)]) -> String {
+    let here: Vec<String> = live
+        .iter()
+        .filter(|(b, _)| *b >= inst.entry_pc && inst.contains(*b))
+        .take(4)
+        .map(|(b, e)| {
+            format!(
+                "{}+{}..+{}",
+                inst.name,
+                b - inst.entry_pc,
+                e - inst.entry_pc
+            )
+        })
+        .collect();
+    if here.is_empty() {
+        format!("{why}, and nowhere else in {} either", inst.name)
+    } else {
+        format!("{why}; it is readable at {}", here.join(", "))
+    }
+}
+
 fn location_base(
     loc: &crate::debuginfo::Location,
-    file_offset: &dyn Fn(u64) -> Option<u64>,
+    statics: &dyn Fn(u64) -> Result<Base, String>,
 ) -> Result<Base, String> {
     use crate::debuginfo::Location;
     let reg = |n: u16| {
@@ -837,9 +1080,7 @@ fn location_base(
     match loc {
         Location::Reg(n) => Ok(Base::Value(reg(*n)?)),
         Location::Mem { reg: r, offset } => Ok(Base::Memory(reg(*r)?, *offset)),
-        Location::Addr(a) => file_offset(*a)
-            .map(|o| Base::FileData(o as i64))
-            .ok_or_else(|| format!("its address 0x{a:x} is not in the probed file")),
+        Location::Addr(a) => statics(*a),
         Location::Const(v) => Ok(Base::Value(FetchArg::Imm(super::fetch::Num::dec(*v)))),
         Location::OptimizedOut => {
             Err("it is optimized out at this address (no location here)".to_string())
@@ -1196,6 +1437,263 @@ fn check_fetch(
     }
 }
 
+/// A user program's global or static, read at its file offset (`@+OFFSET`).
+fn user_static(symbols: &SymbolTable, a: u64) -> Result<Base, String> {
+    symbols
+        .file_offset(a)
+        .map(|o| Base::FileData(o as i64))
+        .ok_or_else(|| format!("its address 0x{a:x} is not in the probed file"))
+}
+
+/// The probe points of a user program that need its DWARF, as perf finds them
+/// (`probe-finder.c`): `FUNC:RLN` (statement rows of line `decl_line + RLN` in the
+/// function's file and unit), `SRC:LINE` (those rows in every unit), and `FUNC[+OFFS]` of a
+/// function that was inlined somewhere (every instance, inlined or not, in DIE order, none
+/// moved past a prologue), each with the innermost function instance holding it, whose
+/// variables it reads. `None`: the symbol table answers (a plain `FUNC`, `FUNC%return`).
+fn user_dwarf_points(
+    point: &ProbePoint,
+    d: &crate::dwarf::Dwarf<'_>,
+    path: &str,
+    symbols: &SymbolTable,
+) -> Result<Option<Vec<KernelPoint>>, SpecError> {
+    let place = |pc: u64| {
+        symbols.file_offset(pc).map(|o| Place::User {
+            path: path.to_string(),
+            offset: o,
+            ref_ctr: None,
+        })
+    };
+    let instances = |name: &str| d.functions(name).unwrap_or_default();
+    dwarf_points(point, d, path, &place, &instances, false)
+}
+
+/// [`user_dwarf_points`] for a vmlinux: source lines only (inlined instances at `FUNC` are
+/// [`kernel_instances`]), functions found by their symbol's address, points placed at the
+/// function symbol holding them (`vfs_read+114`).
+fn kernel_dwarf_points(
+    point: &ProbePoint,
+    kd: &KernelDwarf<'_>,
+) -> Result<Option<Vec<KernelPoint>>, SpecError> {
+    let place = |pc: u64| kd.place_of(pc);
+    let instances = |name: &str| {
+        kd.symbols
+            .find_by_name(name)
+            .next()
+            .and_then(|s| kd.dwarf.functions_at(name, s.addr).ok())
+            .unwrap_or_default()
+    };
+    dwarf_points(point, kd.dwarf, "the vmlinux", &place, &instances, true)
+}
+
+/// Line numbers of the source `file` matching perf's lazy pattern `pat` (a glob, matched
+/// with the line's whitespace removed, as perf's `strlazymatch`).
+fn lazy_matching_lines(file: &str, pat: &str) -> Result<Vec<u64>, SpecError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        SpecError::at(
+            0,
+            format!("cannot read the source file {file} for a line pattern: {e}"),
+            "a ;PATTERN needs the program's sources where its DWARF says they are; \
+             give the line instead (FUNC:RLN or FILE:LINE)",
+        )
+    })?;
+    let pat: String = pat.chars().filter(|c| !c.is_whitespace()).collect();
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+            glob_match(&pat, &l)
+        })
+        .map(|(i, _)| i as u64 + 1)
+        .collect())
+}
+
+/// The probe points of `point` that need DWARF line tables or inline instances; see
+/// [`user_dwarf_points`]. `place` turns an address into a probe place, `instances` finds a
+/// function's instances; `lines_only` leaves `FUNC[+OFFS]` to the caller.
+fn dwarf_points(
+    point: &ProbePoint,
+    d: &crate::dwarf::Dwarf<'_>,
+    path: &str,
+    place: &dyn Fn(u64) -> Option<Place>,
+    instances: &dyn Fn(&str) -> Vec<crate::dwarf::FuncInstance>,
+    lines_only: bool,
+) -> Result<Option<Vec<KernelPoint>>, SpecError> {
+    // perf's verify_representive_line: a line whose address the table gives to another line
+    // of the same file is refused, naming that line.
+    let shared = |addrs: &[u64],
+                  line: u64,
+                  in_file: &dyn Fn(&str) -> bool,
+                  base: Option<(&str, u64)>|
+     -> Result<(), SpecError> {
+        for pc in addrs {
+            let Some((file, other)) = d.line_at(*pc) else {
+                continue;
+            };
+            if other == line || !in_file(&file) {
+                continue;
+            }
+            let instead = match base {
+                Some((func, decl)) => format!("{func}:{}", other as i64 - decl as i64),
+                None => format!("{file}:{other}"),
+            };
+            return Err(SpecError::at(
+                0,
+                format!("line {line} shares its address 0x{pc:x} with line {other}"),
+                format!("probe at {instead} instead, as perf suggests"),
+            ));
+        }
+        Ok(())
+    };
+    // perf's find_best_scope: with a function named, the outermost instance of it holding
+    // the address (its variables, even inside code inlined into it); else the function
+    // declared nearest above the line in that file; else the innermost one.
+    let at_lines = |name: Option<&str>, addrs: Vec<(u64, u64)>| -> Vec<KernelPoint> {
+        addrs
+            .into_iter()
+            .filter_map(|(pc, line)| {
+                let scopes = d.instances_at(pc);
+                let named = name.and_then(|n| scopes.iter().rev().find(|f| f.name == n));
+                let nearest = || {
+                    let mut best: Option<&crate::dwarf::FuncInstance> = None;
+                    for f in scopes.iter().rev() {
+                        let Some(l) = f.decl_line.filter(|l| *l < line) else {
+                            continue;
+                        };
+                        if best.is_none_or(|b| line - l < line - b.decl_line.unwrap_or(0)) {
+                            best = Some(f);
+                        }
+                    }
+                    best
+                };
+                let inst = named
+                    .or_else(|| name.is_none().then(nearest).flatten())
+                    .or_else(|| scopes.first())?
+                    .clone();
+                let realname = match name {
+                    Some(n) => n.to_string(),
+                    None => scopes
+                        .iter()
+                        .find(|f| !f.inlined)
+                        .map_or_else(|| inst.name.clone(), |f| f.name.clone()),
+                };
+                Some((realname, place(pc)?, None, Some((inst, pc))))
+            })
+            .collect()
+    };
+    let no_code = |what: String| {
+        SpecError::at(
+            0,
+            format!("no code for {what} in {path}"),
+            "pick a line that has code ('objdump --dwarf=decodedline' lists them)",
+        )
+    };
+    match point {
+        ProbePoint::Function { name, src, at } if !is_glob(name) => {
+            if lines_only && !matches!(at, FuncAt::Line(_) | FuncAt::Lazy(_)) {
+                return Ok(None);
+            }
+            let mut insts = instances(name);
+            if let Some(s) = src {
+                insts.retain(|f| {
+                    f.decl_file
+                        .as_deref()
+                        .is_some_and(|p| crate::dwarf::path_matches(p, s))
+                });
+                if insts.is_empty() {
+                    return Err(SpecError::at(
+                        0,
+                        format!("no function '{name}' defined in {s} in the DWARF of {path}"),
+                        "check the file name, or leave out @FILE",
+                    ));
+                }
+            }
+            match at {
+                FuncAt::Entry | FuncAt::Offset(_) => {
+                    if !insts.iter().any(|f| f.inlined) {
+                        return Ok(None);
+                    }
+                    let off = match at {
+                        FuncAt::Offset(o) => *o,
+                        _ => 0,
+                    };
+                    Ok(Some(
+                        insts
+                            .into_iter()
+                            .filter_map(|f| {
+                                let pc = f.entry_pc + off;
+                                Some((name.clone(), place(pc)?, None, Some((f, pc))))
+                            })
+                            .collect(),
+                    ))
+                }
+                FuncAt::Line(rln) => {
+                    let Some(f) = insts.iter().find(|f| f.decl_line.is_some()) else {
+                        return Err(no_code(format!("{name} (no DWARF function of that name)")));
+                    };
+                    let decl = f.decl_line.unwrap_or(0);
+                    let line = decl + u64::from(*rln);
+                    let addrs = d.function_lines(f, line);
+                    let file = f.decl_file.clone().unwrap_or_default();
+                    shared(&addrs, line, &|p| p == file, Some((name, decl)))?;
+                    let points =
+                        at_lines(Some(name), addrs.into_iter().map(|a| (a, line)).collect());
+                    if points.is_empty() {
+                        return Err(no_code(format!("{name}:{rln} (line {line})")));
+                    }
+                    Ok(Some(points))
+                }
+                FuncAt::Lazy(pat) => {
+                    let Some(f) = insts.iter().find(|f| f.decl_file.is_some()) else {
+                        return Err(no_code(format!("{name} (no DWARF function of that name)")));
+                    };
+                    let file = f.decl_file.clone().unwrap_or_default();
+                    let wanted = lazy_matching_lines(&file, pat)?;
+                    let mut points = Vec::new();
+                    for inst in insts.iter().filter(|i| i.decl_file.is_some()) {
+                        let addrs = d.lazy_lines(inst, &wanted);
+                        let addrs = addrs.into_iter().map(|a| (a, 0)).collect();
+                        points.extend(at_lines(Some(name), addrs));
+                    }
+                    if points.is_empty() {
+                        return Err(no_code(format!("{name};{pat}")));
+                    }
+                    Ok(Some(points))
+                }
+                FuncAt::Return => Ok(None),
+            }
+        }
+        ProbePoint::Source { file, at } => match at {
+            super::spec::SrcAt::Line(n) => {
+                let addrs = d.lines_for(file, u64::from(*n));
+                let in_file = |p: &str| crate::dwarf::path_matches(p, file);
+                shared(&addrs, u64::from(*n), &in_file, None)?;
+                let line = u64::from(*n);
+                let points = at_lines(None, addrs.into_iter().map(|a| (a, line)).collect());
+                if points.is_empty() {
+                    return Err(no_code(format!("{file}:{n}")));
+                }
+                Ok(Some(points))
+            }
+            super::spec::SrcAt::Lazy(pat) => {
+                let Some(path) = d.source_path(file) else {
+                    return Err(no_code(format!(
+                        "{file} (no such source file in the DWARF)"
+                    )));
+                };
+                let wanted = lazy_matching_lines(&path, pat)?;
+                let points = at_lines(None, d.unit_lazy_lines(file, &wanted));
+                if points.is_empty() {
+                    return Err(no_code(format!("{file};{pat}")));
+                }
+                Ok(Some(points))
+            }
+        },
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1305,8 +1803,19 @@ mod tests {
             user("readline", &mut opts).unwrap(),
             vec!["p:probe_bash/readline_1 /usr/bin/bash:0x00000000000c6c20"]
         );
-        // Two functions of one name: the second point takes a suffix without -f.
+        // Two functions of one name: one event with two points where the kernel appends
+        // probes to an event (multi-probe), else the second point takes a suffix without -f.
         let v = user("dup", &mut ResolveOptions::default()).unwrap();
+        assert_eq!(
+            v,
+            vec![
+                "p:probe_bash/dup /usr/bin/bash:0x0000000000001300",
+                "p:probe_bash/dup /usr/bin/bash:0x0000000000001400",
+            ]
+        );
+        let mut old_kernel = ResolveOptions::default();
+        old_kernel.caps.multiprobe = false;
+        let v = user("dup", &mut old_kernel).unwrap();
         assert_eq!(
             v,
             vec![
@@ -1370,6 +1879,7 @@ mod tests {
                     traceable: Some(&tr),
                     blacklist: Some(&bl),
                     types: None,
+                    dwarf: None,
                 },
                 &mut ResolveOptions::default(),
             )
@@ -1377,11 +1887,11 @@ mod tests {
         };
         assert_eq!(
             k("do=vfs_read dfd=%di:s32 filename=+0(%si):string").unwrap(),
-            vec!["p:probe/do vfs_read dfd=%di:s32 filename=+0(%si):string"]
+            vec!["p:probe/do vfs_read+0 dfd=%di:s32 filename=+0(%si):string"]
         );
         assert_eq!(
             k("vfs_read%return ret=$retval:s64").unwrap(),
-            vec!["r:probe/vfs_read__return vfs_read ret=$retval:s64"]
+            vec!["r:probe/vfs_read__return vfs_read+0 ret=$retval:s64"]
         );
         assert_eq!(
             k("vfs_read+16 $arg1 @jiffies").unwrap(),
@@ -1389,7 +1899,7 @@ mod tests {
         );
         assert_eq!(
             k("xt_func").unwrap(),
-            vec!["p:probe/xt_func xt_mod:xt_func"]
+            vec!["p:probe/xt_func xt_mod:xt_func+0"]
         );
         assert_eq!(k("vfs_rea? x=+u0(%si):ustring").unwrap().len(), 1);
         assert!(k("vfs_readv")
@@ -1414,13 +1924,14 @@ mod tests {
                 traceable: None,
                 blacklist: None,
                 types: None,
+                dwarf: None,
             },
             &mut ResolveOptions::default(),
         )
         .unwrap();
         assert_eq!(
             d[0].line(),
-            "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string"
+            "p:probe/vfs_read vfs_read+0 name=+0(+40(+24(%di))):string"
         );
     }
 
@@ -1474,31 +1985,32 @@ mod tests {
                 traceable: None,
                 blacklist: None,
                 types: Some(&f),
+                dwarf: None,
             };
             resolve(&spec, t, &mut ResolveOptions::default())
                 .map(|d| d.iter().map(ProbeDef::line).collect::<Vec<_>>().join("\n"))
         };
         assert_eq!(
             k("vfs_read file->f_path.dentry->d_name.name:string count").unwrap(),
-            "p:probe/vfs_read vfs_read name=+0(+40(+24(%di))):string count=%dx:x64"
+            "p:probe/vfs_read vfs_read+0 name=+0(+40(+24(%di))):string count=%dx:x64"
         );
         assert_eq!(
             k("vfs_read count:u buf").unwrap(),
-            "p:probe/vfs_read vfs_read count_u=%dx:u64 buf=%si:x64"
+            "p:probe/vfs_read vfs_read+0 count_u=%dx:u64 buf=%si:x64"
         );
         assert_eq!(
             k("vfs_read $params").unwrap(),
-            "p:probe/vfs_read vfs_read file=%di:x64 buf=%si:x64 count=%dx:x64"
+            "p:probe/vfs_read vfs_read+0 file=%di:x64 buf=%si:x64 count=%dx:x64"
         );
         assert_eq!(
             k("__x64_sys_openat filename:string dfd").unwrap(),
-            "p:probe/__x64_sys_openat __x64_sys_openat filename_string=+0(+104(%di)):ustring \
+            "p:probe/__x64_sys_openat __x64_sys_openat+0 filename_string=+0(+104(%di)):ustring \
              dfd=+112(%di):s32"
         );
         // Names still take arg1..arg6 and raw args beside them.
         assert_eq!(
             k("vfs_read arg3 %si").unwrap(),
-            "p:probe/vfs_read vfs_read arg3=%dx arg2=%si"
+            "p:probe/vfs_read vfs_read+0 arg3=%dx arg2=%si"
         );
         let e = k("vfs_read%return file->f_path").unwrap_err();
         assert!(

@@ -312,6 +312,13 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
                 )
             });
     }
+    // `@FILE:LINE` / `@FILE;PTN` (an empty function before `@`) is `FILE:LINE`, as perf
+    // reads it.
+    if let Some(rest) = s.strip_prefix('@') {
+        if find_any(rest, &['+', '@', '%']).is_none() && find_any(rest, &[':', ';']).is_some() {
+            return parse_place(rest);
+        }
+    }
     // Split the head (function or file) from the first separator.
     let first = find_any(s, &[';', ':', '+', '@', '%']);
     let head = first.and_then(|i| s.get(..i)).unwrap_or(s);
