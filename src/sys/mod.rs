@@ -5,6 +5,9 @@
 //! sysctls, lockdown), so the rest of the crate can be tested without them.
 #![allow(unsafe_code)]
 
+pub mod signals;
+pub mod spawn;
+
 use std::io;
 use std::path::Path;
 

@@ -1,0 +1,59 @@
+# `rprobe ftrace -T` with `-N` in a private instance: globs, exclusions, command scoping
+# (the dd it runs, not the shell), a function ftrace cannot trace, and SIGTERM cleanup.
+. /lab/lib.sh
+
+cleanup() {
+    [ -n "${RP:-}" ] && kill -9 "$RP" 2>/dev/null
+    for inst in "$T"/instances/rprobe_*; do
+        [ -d "$inst" ] || continue
+        echo 0 > "$inst/tracing_on"
+        echo nop > "$inst/current_tracer"
+        rmdir "$inst"
+    done
+}
+
+want=10
+broken && want=1000
+
+run rprobe ftrace -T vfs_write -- dd if=/dev/zero of=/dev/null count=10
+must_succeed "rprobe ftrace -T vfs_write -- dd"
+pid="$(echo "$ERR" | sed -n 's/.*(pid \([0-9]*\)).*/\1/p' | head -n 1)"
+n="$(echo "$OUT" | grep -cE " dd-$pid +\[[0-9]+\] .* vfs_write <-")"
+[ "$n" -ge "$want" ] || fail "expected at least $want vfs_write calls from dd (pid $pid), saw $n"
+others="$(echo "$OUT" | grep -vE " dd-$pid +\[" | grep -c ' <-')"
+[ "$others" -eq 0 ] || fail "expected only dd's calls, saw $others others: $(echo "$OUT" | grep -vE " dd-$pid " | head -n 2)"
+
+run rprobe ftrace -T 'vfs_*' -N vfs_write -N 'vfs_writ*' -- dd if="$LAB_MARKER_FILE" of=/dev/null bs=64 count=1
+must_succeed "rprobe ftrace -T 'vfs_*' -N vfs_write"
+echo "$OUT" | grep -qE ' dd-[0-9]+ +\[[0-9]+\] .* vfs_read <-' ||
+    fail "expected vfs_read from dd with -T 'vfs_*', saw: $(echo "$OUT" | head -n 3)"
+echo "$OUT" | grep -qE ' vfs_write <-' &&
+    fail "expected no vfs_write with -N vfs_write, saw: $(echo "$OUT" | grep ' vfs_write <-' | head -n 1)"
+
+run rprobe ftrace -T entry_SYSCALL_64 -- true
+[ "$RC" -ne 0 ] || fail "expected -T entry_SYSCALL_64 (not traceable) to fail, saw exit 0"
+echo "$ERR" | grep -q "ftrace cannot trace" ||
+    fail "expected 'ftrace cannot trace' for entry_SYSCALL_64, saw: $ERR"
+[ -z "$(ls "$T/instances")" ] || fail "expected no instance after a refusal, saw: $(ls "$T/instances")"
+
+sleep 30 &
+SLEEPER=$!
+rprobe ftrace -T vfs_read -p "$SLEEPER" > /tmp/ftrace-term.out 2> /tmp/ftrace-term.err &
+RP=$!
+i=0
+until [ -d "$T/instances/rprobe_$RP" ] && grep -q 'rprobe: tracing' /tmp/ftrace-term.err; do
+    i=$((i + 1))
+    [ "$i" -lt 100 ] || fail "expected instance rprobe_$RP within 10 s, saw: $(cat /tmp/ftrace-term.err)"
+    sleep 0.1
+done
+RPID=$RP
+kill -TERM "$RP"
+wait "$RP"
+rc=$?
+RP=
+kill "$SLEEPER"
+[ "$rc" -eq 0 ] || fail "expected exit 0 after SIGTERM, saw $rc: $(cat /tmp/ftrace-term.err)"
+[ -d "$T/instances/rprobe_$RPID" ] && fail "expected the instance removed after SIGTERM"
+grep -q 'stopped by SIGTERM' /tmp/ftrace-term.err ||
+    fail "expected 'stopped by SIGTERM' in the summary, saw: $(cat /tmp/ftrace-term.err)"
+pass
