@@ -187,10 +187,7 @@ fn bad_input_is_one_line_and_leaves_nothing() {
             vec!["-T", "vfs_wirte", "--", "true"],
             "did you mean vfs_write",
         ),
-        (
-            vec!["-T", "no_such_function_rprobe_*"],
-            "matches no traceable function",
-        ),
+        (vec!["-T", "no_such_function_rprobe_*"], "matches no "),
         (
             vec!["-N", "no_such_function_rprobe"],
             "is not a kernel function",

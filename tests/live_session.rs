@@ -41,8 +41,8 @@ fn main() {
     }
     let fx = common::fixtures();
     let binary = fx.o0.to_string_lossy().into_owned();
-    let other = OtherProbe::add(&binary);
     let before = common::Snapshot::take();
+    let other = OtherProbe::add(&binary);
     let cases: [Case; 6] = [
         ("sigint", |b| {
             stops_cleanly(b, Ending::Signal(libc_sig::SIGINT))

@@ -188,7 +188,13 @@ fn check_functions(option: &str, patterns: &[String], names: &Names) -> Result<(
         if found {
             continue;
         }
-        let close = suggest(p, set.iter().map(String::as_str));
+        // Only names suggest() could accept (edit distance at most a third of the length,
+        // or containing the name): with 40 000 kernel functions the distances add up.
+        let slack = p.len().max(3) / 3;
+        let near = set.iter().map(String::as_str).filter(|n| {
+            n.len().abs_diff(p.len()) <= slack || (p.len() >= 4 && n.contains(p.as_str()))
+        });
+        let close = suggest(p, near);
         let hint = if close.is_empty() {
             String::new()
         } else {
@@ -198,7 +204,8 @@ fn check_functions(option: &str, patterns: &[String], names: &Names) -> Result<(
             (Names::Traceable(_), false, true) => {
                 "is a kernel function ftrace cannot trace (notrace, inlined or __init); trace a caller"
             }
-            (_, true, _) => "matches no traceable function",
+            (Names::Traceable(_), true, _) => "matches no traceable function",
+            (Names::Kallsyms(_), true, _) => "matches no kernel function",
             _ => "is not a kernel function",
         };
         bail!("{option} {p}: '{p}' {what} (checked against {list}){hint}");
@@ -208,8 +215,12 @@ fn check_functions(option: &str, patterns: &[String], names: &Names) -> Result<(
 
 fn kernel_symbol_exists(name: &str, names: &Names) -> bool {
     matches!(names, Names::Traceable(_))
-        && env::read_kallsyms()
-            .is_some_and(|syms| syms.iter().any(|s| s.is_text() && s.name == name))
+        && std::fs::read_to_string("/proc/kallsyms").is_ok_and(|text| {
+            text.lines()
+                .filter(|l| l.split_whitespace().nth(2) == Some(name))
+                .filter_map(crate::elf::kallsyms::parse_line)
+                .any(|s| s.is_text())
+        })
 }
 
 /// The instance and its removal. Drop stops tracing and removes it; [`InstanceGuard::remove`]
@@ -378,7 +389,9 @@ pub fn run(args: &FtraceArgs, out: &mut dyn Write) -> Result<()> {
         c.kill(Stop::Terminate.number());
         status = status.or(c.wait().ok().flatten());
     }
-    let Run { events, shown, .. } = run;
+    let (events, shown) = (run.events, run.shown);
+    // trace_pipe must be closed before the instance can go (rmdir answers EBUSY).
+    drop(run);
     guard.remove()?;
     drop(signals);
     let outcome = outcome?;
@@ -668,7 +681,7 @@ mod tests {
         );
         let err = check_functions("-N", &["xfs_*".into()], &n).expect_err("no match");
         assert!(
-            err.to_string().contains("matches no traceable function"),
+            err.to_string().contains("matches no kernel function"),
             "{err}"
         );
     }

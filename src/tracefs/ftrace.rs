@@ -72,34 +72,34 @@ pub enum FtraceError {
     },
 
     /// Writing the tracer's name to the instance's `current_tracer` failed.
-    #[error("the kernel refused to start the {tracer} tracer in {}: {source}{}", .path.display(), refusal_hint(.source))]
+    #[error("the kernel refused to start the {tracer} tracer in {}: {error}{}", .path.display(), refusal_hint(.error))]
     TracerRefused {
         /// The tracer.
         tracer: String,
         /// The instance's `current_tracer`.
         path: PathBuf,
-        /// The write's error.
-        source: io::Error,
+        /// The write's error (shown in the message, so not a `source`).
+        error: io::Error,
     },
 
     /// An ftrace filter file could not be opened.
-    #[error("cannot open {}: {source}{}", .path.display(), closed_hint(.source))]
+    #[error("cannot open {}: {error}{}", .path.display(), closed_hint(.error))]
     FilterClosed {
         /// The file.
         path: PathBuf,
-        /// The open's error.
-        source: io::Error,
+        /// The open's error (shown in the message, so not a `source`).
+        error: io::Error,
     },
 
     /// The kernel refused a function pattern (EINVAL: it matches no traceable function).
-    #[error("no traceable function matches '{pattern}' ({} refused it: {source})", .path.display())]
+    #[error("no traceable function matches '{pattern}' ({} refused it: {error}); ftrace cannot trace it (notrace, inlined or not a function)", .path.display())]
     NoMatch {
         /// The pattern written.
         pattern: String,
         /// The filter file.
         path: PathBuf,
-        /// The write's error.
-        source: io::Error,
+        /// The write's error (shown in the message, so not a `source`).
+        error: io::Error,
     },
 
     /// Any other tracefs failure.
@@ -246,10 +246,10 @@ impl Instance {
             });
         }
         let path = self.file("current_tracer");
-        write_control(&path, tracer).map_err(|source| FtraceError::TracerRefused {
+        write_control(&path, tracer).map_err(|error| FtraceError::TracerRefused {
             tracer: tracer.to_owned(),
             path,
-            source,
+            error,
         })
     }
 
@@ -263,7 +263,7 @@ impl Instance {
             Some(22) => FtraceError::NoMatch {
                 pattern: pattern.to_owned(),
                 path,
-                source,
+                error: source,
             },
             _ => FtraceError::Tracefs(TracefsError::Write {
                 path,
@@ -402,18 +402,18 @@ fn open_filter(path: &Path) -> Result<std::fs::File, FtraceError> {
     std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(|source| FtraceError::FilterClosed {
+        .map_err(|error| FtraceError::FilterClosed {
             path: path.to_owned(),
-            source,
+            error,
         })
 }
 
 fn read_filter(path: &Path) -> Result<String, FtraceError> {
     std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|source| FtraceError::FilterClosed {
+        .map_err(|error| FtraceError::FilterClosed {
             path: path.to_owned(),
-            source,
+            error,
         })
 }
 
@@ -577,13 +577,17 @@ mod tests {
         assert!(matches!(err, FtraceError::FilterClosed { .. }), "{err:?}");
         let e = FtraceError::FilterClosed {
             path: "/t/set_ftrace_filter".into(),
-            source: io::Error::from_raw_os_error(1),
+            error: io::Error::from_raw_os_error(1),
         };
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "the io error is in the message only"
+        );
         assert!(e.to_string().contains("EPERM even for root"), "{e}");
         let e = FtraceError::TracerRefused {
             tracer: "function".into(),
             path: "/t/current_tracer".into(),
-            source: io::Error::from_raw_os_error(5),
+            error: io::Error::from_raw_os_error(5),
         };
         assert!(e.to_string().contains("locked-down"), "{e}");
     }

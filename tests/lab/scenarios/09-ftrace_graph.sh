@@ -5,12 +5,7 @@
 . /lab/lib.sh
 
 cleanup() {
-    for inst in "$T"/instances/rprobe_*; do
-        [ -d "$inst" ] || continue
-        echo 0 > "$inst/tracing_on"
-        echo nop > "$inst/current_tracer"
-        rmdir "$inst"
-    done
+    rprobe_instances_del
 }
 
 root='vfs_read() {'
