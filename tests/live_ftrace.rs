@@ -151,12 +151,9 @@ fn function_tracer_on_dd_and_nothing_changed() {
                 calls.len() >= 10,
                 "dd's vfs_write calls: {calls:?}\n{stdout}"
             );
-            assert!(
-                calls
-                    .iter()
-                    .all(|c| c.func == "vfs_write" && c.comm == "dd"),
-                "{calls:?}"
-            );
+            // Matched by pid: the comm printed is saved_cmdlines' at read time ("<...>" when
+            // not saved yet, "rprobe" on 6.1 when saved before the exec).
+            assert!(calls.iter().all(|c| c.func == "vfs_write"), "{calls:?}");
             assert!(err.contains(" events, 0 lost"), "{err}");
         }
         Some(what) => {

@@ -94,6 +94,11 @@ impl HeldChild {
             })
             .filter_map(Result::ok)
             .collect::<Vec<_>>();
+        // The comm the command will have after exec (its file name, cut to 15 bytes), set in
+        // the child while it waits: tracers that saved the comm before the exec (ftrace's
+        // saved_cmdlines on 6.1) then show the command's name, not "rprobe".
+        let base = path.file_name().map_or(&b""[..], |n| n.as_bytes());
+        let comm = CString::new(base.get(..base.len().min(15)).unwrap_or_default()).ok();
         let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
@@ -113,6 +118,9 @@ impl HeldChild {
                 // go-ahead pipe would never reach end of file.
                 libc::close(go_write.as_raw_fd());
                 libc::close(err_read.as_raw_fd());
+                if let Some(c) = &comm {
+                    libc::prctl(libc::PR_SET_NAME, c.as_ptr());
+                }
                 let mut byte = 0u8;
                 let n = libc::read(go_read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
                 if n != 1 {
@@ -271,6 +279,21 @@ mod tests {
         let args = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new("exit 7")];
         let mut child = HeldChild::fork(&sh, &args).expect("fork");
         assert!(process_exists(child.pid()));
+        // The child renames itself before it waits; give it a moment to get there.
+        let comm_of = || std::fs::read_to_string(format!("/proc/{}/comm", child.pid()));
+        let mut comm = comm_of().unwrap_or_default();
+        for _ in 0..200 {
+            if comm.trim() == "sh" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            comm = comm_of().unwrap_or_default();
+        }
+        assert_eq!(
+            comm.trim(),
+            "sh",
+            "the held child is named after its command"
+        );
         assert_eq!(
             child.try_wait().expect("wait"),
             None,
