@@ -126,7 +126,7 @@ fn hold(binary: &str) -> i32 {
         return 3;
     }
     let stop = loop {
-        let ready = wait_readable(None, &signals, 50).expect("poll");
+        let ready = wait_readable(None, &signals, None, 50).expect("poll");
         if ready.signal {
             if let Some(s) = signals.read().expect("read signalfd") {
                 if s != Stop::Child {

@@ -562,8 +562,12 @@ impl Run {
                 }
                 timeout = timeout.min(left.as_millis().max(1) as i32);
             }
-            let ready = wait_readable(Some(self.pipe.as_raw_fd()), signals, timeout)?;
+            let stdout = std::io::stdout().as_raw_fd();
+            let ready = wait_readable(Some(self.pipe.as_raw_fd()), signals, Some(stdout), timeout)?;
             if ready.data && !self.batch(out)? {
+                return Ok(Outcome::BrokenPipe);
+            }
+            if ready.hangup {
                 return Ok(Outcome::BrokenPipe);
             }
             while let Some(sig) = signals.read()? {

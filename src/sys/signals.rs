@@ -178,12 +178,17 @@ pub struct Ready {
     pub data: bool,
     /// The signal fd is readable.
     pub signal: bool,
+    /// The watched output fd has no reader left (POLLERR/POLLHUP on a pipe's write end).
+    pub hangup: bool,
 }
 
-/// `poll(2)` on `data` (when given) and the signal fd, for at most `timeout_ms`.
+/// `poll(2)` on `data` (when given), the signal fd and, for hangups only, `output`, for at
+/// most `timeout_ms`. Watching the output lets a reader that went away (`| head`) stop the
+/// caller even while it has nothing to write, where a write would fail with EPIPE.
 pub fn wait_readable(
     data: Option<RawFd>,
     signals: &StopSignals,
+    output: Option<RawFd>,
     timeout_ms: i32,
 ) -> Result<Ready, SyscallError> {
     let mut fds = [
@@ -197,15 +202,21 @@ pub fn wait_readable(
             events: libc::POLLIN,
             revents: 0,
         },
+        libc::pollfd {
+            fd: output.unwrap_or(-1),
+            events: 0,
+            revents: 0,
+        },
     ];
-    // SAFETY: fds is a live array of two pollfd; a negative fd is ignored by poll.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+    // SAFETY: fds is a live array of three pollfd; a negative fd is ignored by poll.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout_ms) };
     if rc < 0 {
         let err = std::io::Error::last_os_error();
         if err.kind() == std::io::ErrorKind::Interrupted {
             return Ok(Ready {
                 data: false,
                 signal: false,
+                hangup: false,
             });
         }
         return Err(SyscallError {
@@ -216,6 +227,7 @@ pub fn wait_readable(
     Ok(Ready {
         signal: fds[0].revents != 0,
         data: data.is_some() && fds[1].revents != 0,
+        hangup: output.is_some() && fds[2].revents & (libc::POLLERR | libc::POLLHUP) != 0,
     })
 }
 
@@ -229,10 +241,22 @@ mod tests {
         assert_eq!(signals.read().expect("read"), None);
         // SAFETY: raise sends SIGHUP to this thread, where it is blocked.
         unsafe { libc::raise(libc::SIGHUP) };
-        let ready = wait_readable(None, &signals, 1000).expect("poll");
-        assert!(ready.signal && !ready.data);
+        let ready = wait_readable(None, &signals, None, 1000).expect("poll");
+        assert!(ready.signal && !ready.data && !ready.hangup);
         assert_eq!(signals.read().expect("read"), Some(Stop::Hangup));
         assert_eq!(signals.read().expect("read"), None);
         assert_eq!(Stop::Hangup.name(), "SIGHUP");
+    }
+
+    #[test]
+    fn a_pipe_without_reader_is_a_hangup() {
+        use std::os::fd::AsRawFd;
+        let signals = StopSignals::block().expect("signalfd");
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let ready = wait_readable(None, &signals, Some(writer.as_raw_fd()), 0).expect("poll");
+        assert!(!ready.hangup, "a reader is there");
+        drop(reader);
+        let ready = wait_readable(None, &signals, Some(writer.as_raw_fd()), 1000).expect("poll");
+        assert!(ready.hangup && !ready.signal);
     }
 }

@@ -54,4 +54,14 @@ kill "$SLEEPER"
 [ -d "$T/instances/rprobe_$RPID" ] && fail "expected the instance removed after SIGTERM"
 grep -q 'stopped by SIGTERM' /tmp/ftrace-term.err ||
     fail "expected 'stopped by SIGTERM' in the summary, saw: $(cat /tmp/ftrace-term.err)"
+
+# A reader that goes away stops it too, even while rprobe has nothing more to write (the
+# command sleeps after its one read): the command is stopped with SIGTERM and the instance
+# removed.
+cmd="dd if=$LAB_MARKER_FILE of=/dev/null bs=64 count=1 2>/dev/null; exec sleep 27"
+rprobe ftrace -T vfs_read -- sh -c "$cmd" 2> /tmp/ftrace-pipe.err | head -n 1 > /tmp/ftrace-pipe.out
+first="$(cat /tmp/ftrace-pipe.out)"
+echo "$first" | grep -q ' vfs_read <-' || fail "expected one vfs_read line through head, saw: $first"
+[ -z "$(ls "$T/instances")" ] || fail "expected no instance after a closed pipe, saw: $(ls "$T/instances")"
+pgrep -f 'sleep 27' > /dev/null && fail "expected the traced command stopped after a closed pipe"
 pass
