@@ -36,7 +36,7 @@ const EXAMPLES: &str = "\
 Examples:
   rprobe ftrace -T vfs_write -- dd if=/dev/zero of=/dev/null count=10
   rprobe ftrace -T 'vfs_*' -N vfs_getattr -p 1234 --duration 5
-  rprobe ftrace -G vfs_read --depth 2 -- cat /etc/hostname
+  rprobe ftrace -G vfs_read --depth 2 -b 8192 -- cat /etc/hostname
   rprobe ftrace -T do_sys_openat2 | grep bash
 
 Tracing runs in a private tracefs instance (instances/rprobe_<PID>), so the global
@@ -64,6 +64,10 @@ pub struct FtraceArgs {
     /// Trace only this process (all its threads, and the children they fork).
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pid: Option<u32>,
+    /// Ring buffer per CPU, in KiB (the instance's buffer_size_kb; default: the kernel's).
+    /// A bigger buffer loses fewer events when every function is traced (-G, or no -T).
+    #[arg(short = 'b', long = "buffer-size", value_name = "KB")]
+    buffer_kb: Option<u64>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -93,6 +97,9 @@ fn plan(args: &FtraceArgs) -> Result<Plan> {
     }
     if args.depth.is_some() && args.graph.is_none() {
         bail!("--depth limits a call graph: give its root with -G FUNC");
+    }
+    if args.buffer_kb == Some(0) {
+        bail!("--buffer-size 0 holds no events: give KiB per CPU, e.g. --buffer-size 8192");
     }
     if args.depth == Some(0) {
         bail!("--depth 0 shows nothing; the -G function itself is level 1");
@@ -409,7 +416,7 @@ pub fn run(args: &FtraceArgs, out: &mut dyn Write) -> Result<()> {
             _ => {}
         }
         if lost > 0 {
-            line.push_str(" (a bigger buffer or fewer functions would lose fewer)");
+            line.push_str(" (a bigger --buffer-size or fewer functions would lose fewer)");
         }
         eprintln!("{line}");
     }
@@ -426,6 +433,11 @@ fn configure(
 ) -> Result<Mode> {
     inst.set_tracing_on(false)?;
     inst.set_buffer_percent(0)?;
+    if let Some(kb) = args.buffer_kb {
+        inst.set_buffer_size_kb(kb).with_context(|| {
+            format!("--buffer-size {kb}: the kernel refused it (too big for its memory?)")
+        })?;
+    }
     let ft = |e: FtraceError| anyhow::Error::new(e);
     for p in &args.trace {
         inst.add_function(FunctionList::Trace, p)
@@ -709,6 +721,7 @@ mod tests {
             (vec!["-G", "f", "--depth", "0"], "level 1"),
             (vec!["-p", "1", "--", "true"], "give one of them"),
             (vec!["--duration", "0"], "positive number"),
+            (vec!["-b", "0"], "holds no events"),
             (vec!["--", "no-such-program-rprobe"], "not found in $PATH"),
             (
                 vec!["--", "/no/such/program"],

@@ -342,6 +342,13 @@ impl Instance {
         Ok(true)
     }
 
+    /// Set the ring buffer of each CPU to `kb` KiB (`buffer_size_kb`).
+    pub fn set_buffer_size_kb(&self, kb: u64) -> Result<(), TracefsError> {
+        let path = self.file("buffer_size_kb");
+        let data = kb.to_string();
+        write_control(&path, &data).map_err(|source| TracefsError::Write { path, data, source })
+    }
+
     /// The counters of every CPU (`per_cpu/cpuN/stats`), in CPU order.
     pub fn cpu_stats(&self) -> Result<Vec<CpuStats>, TracefsError> {
         let dir = self.file("per_cpu");
@@ -520,6 +527,9 @@ mod tests {
             "0\n".replacen("0\n", "0", 1)
         );
         assert!(inst.set_buffer_percent(0).expect("percent"));
+        fake::write(inst.root(), "buffer_size_kb", "1408\n");
+        inst.set_buffer_size_kb(8192).expect("size");
+        assert_eq!(fake::read(inst.root(), "buffer_size_kb"), "8192\n");
         let stats = inst.cpu_stats().expect("stats");
         assert_eq!(stats.iter().map(CpuStats::lost).collect::<Vec<_>>(), [1, 2]);
     }

@@ -11,8 +11,8 @@ cleanup() {
 root='vfs_read() {'
 broken && root='vfs_read_broken() {'
 
-run rprobe ftrace -G vfs_read --depth 2 -- dd if="$LAB_MARKER_FILE" of=/dev/null bs=64 count=1
-must_succeed "rprobe ftrace -G vfs_read --depth 2 -- dd"
+run rprobe ftrace -G vfs_read --depth 2 -b 8192 -- dd if="$LAB_MARKER_FILE" of=/dev/null bs=64 count=1
+must_succeed "rprobe ftrace -G vfs_read --depth 2 -b 8192 -- dd"
 graph="$(echo "$OUT" | grep -E '(dd|sh)-[0-9]+')"
 echo "$graph" | grep -qF "$root" ||
     fail "expected a '$root' line from dd, saw: $(echo "$OUT" | head -n 5)"
