@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rprobe::probes::session::{sweep_stale, ProbeSession};
+use rprobe::probes::session::ProbeSession;
 use rprobe::probes::{parse_spec, ResolveOptions, Target};
 use rprobe::sys::signals::{wait_readable, Stop, StopSignals};
 use rprobe::sys::spawn::process_exists;
@@ -97,14 +97,13 @@ fn hold(binary: &str) -> i32 {
         }
     };
     let me = std::process::id();
-    let swept = sweep_stale(&tracefs, &|pid| pid == me || process_exists(pid));
-    if !swept.failures.is_empty() {
-        eprintln!("holder: sweep failures: {:?}", swept.failures);
-    }
     let signals = StopSignals::block().expect("signalfd");
     let map = rprobe::sys::map_file(std::path::Path::new(binary)).expect("map");
     let symbols = rprobe::elf::parse_functions(&map).expect("symbols");
-    let mut session = ProbeSession::new(&tracefs, me).expect("session");
+    let (mut session, swept) = ProbeSession::start(&tracefs, me, &process_exists).expect("session");
+    if !swept.failures.is_empty() {
+        eprintln!("holder: sweep failures: {:?}", swept.failures);
+    }
     let spec = parse_spec("work arg1:s32").expect("spec");
     let target = Target::User {
         path: binary,

@@ -153,6 +153,18 @@ impl ProbeSession {
         Ok(self.instance.insert(inst))
     }
 
+    /// What a command does at its start: [`sweep_stale`] (with `is_alive`, this pid counting
+    /// as alive), then [`ProbeSession::new`]. The sweep's report is returned for the caller
+    /// to show.
+    pub fn start(
+        tracefs: &Tracefs,
+        pid: u32,
+        is_alive: &dyn Fn(u32) -> bool,
+    ) -> Result<(ProbeSession, Sweep), SessionError> {
+        let sweep = sweep_stale(tracefs, &|p| p == pid || is_alive(p));
+        Ok((ProbeSession::new(tracefs, pid)?, sweep))
+    }
+
     /// The session's group, `rprobe_<pid>`.
     pub fn group(&self) -> &str {
         &self.group
@@ -479,7 +491,8 @@ mod tests {
             std::fs::create_dir(dir.path().join("instances").join(inst)).expect("mkdir");
         }
         let alive = |pid: u32| pid == 200;
-        let sweep = sweep_stale(&tracefs, &alive);
+        let (session, sweep) = ProbeSession::start(&tracefs, 400, &alive).expect("start");
+        assert_eq!(session.group(), "rprobe_400");
         assert_eq!(sweep.instances, ["rprobe_100"]);
         assert_eq!(
             sweep.groups,
