@@ -36,6 +36,18 @@ fn main() {
         std::process::exit(hold(&binary.to_string_lossy()));
     }
     let test = "live_session";
+    // `cargo test NAME` passes NAME here too: run only when it selects this file's cases.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-') && !a.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    if !filters.is_empty()
+        && !filters
+            .iter()
+            .any(|f| "live_session::".contains(f.as_str()) || f.starts_with("live_session"))
+    {
+        return;
+    }
     if !common::live_or_skip(test, common::Needs::Tracefs) {
         return;
     }
