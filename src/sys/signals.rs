@@ -11,6 +11,10 @@
 //! `fork`/`exec`, so a child must restore the mask before `exec` ([`super::spawn`] does, and
 //! std's `Command` resets it too).
 //!
+//! A signal this process inherited as ignored (SIGHUP under `nohup`, SIGINT in a background
+//! job of a non-interactive shell) stays ignored: the kernel discards an ignored signal when it
+//! is sent, before signalfd can see it, which is what the starter asked for.
+//!
 //! SIGPIPE is not among them: the Rust runtime ignores it, so a closed output pipe shows up as
 //! `EPIPE` from `write`, which the caller treats as a stop request of its own.
 //!
