@@ -33,7 +33,7 @@ for sig in TERM HUP; do
     [ "$rc" -eq 0 ] || fail "expected exit 0 after SIG$sig, saw $rc: $(cat /tmp/ftrace-sig.err)"
     [ -d "$T/instances/rprobe_$RPID" ] && fail "expected the instance removed after SIG$sig"
     grep -q "$want$sig" /tmp/ftrace-sig.err ||
-        fail "expected 'stopped by SIG$sig' in the summary, saw: $(cat /tmp/ftrace-sig.err)"
+        fail "expected '$want$sig' in the summary, saw: $(cat /tmp/ftrace-sig.err)"
 done
 kill "$SLEEPER"
 SLEEPER=
