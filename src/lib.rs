@@ -6,6 +6,7 @@
 //! holds every raw syscall and all `unsafe`; `cli` orchestrates and is the only module that
 //! prints.
 
+pub mod aggregate;
 pub mod btf;
 pub mod cli;
 pub mod debuginfo;
@@ -13,6 +14,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod perf;
 pub mod probes;
+pub mod replay;
 #[cfg(target_os = "linux")]
 pub mod sys;
 pub mod tracefs;

@@ -14,6 +14,7 @@ pub mod regs;
 pub mod resolve;
 pub mod session;
 pub mod spec;
+pub mod usdt;
 
 pub use def::{DefArg, Place, ProbeDef, ProbeKind};
 pub use error::SpecError;
