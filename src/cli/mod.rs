@@ -8,6 +8,7 @@ mod add;
 mod del;
 mod doctor;
 mod env;
+mod ftrace;
 mod funcs;
 mod list;
 mod sdt;
@@ -26,6 +27,7 @@ Examples:
   rprobe del 'probe_bash:*'
   rprobe funcs -x /bin/bash 'read*'
   rprobe vars vfs_read                                   variables a probe can read
+  rprobe ftrace -T vfs_write -- dd if=/dev/zero of=/dev/null count=10
   rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
@@ -47,6 +49,7 @@ enum Command {
     Funcs(funcs::FuncsArgs),
     Doctor(doctor::DoctorArgs),
     Vars(vars::VarsArgs),
+    Ftrace(ftrace::FtraceArgs),
     Sdt(sdt::SdtArgs),
 }
 
@@ -68,6 +71,7 @@ pub fn main() -> i32 {
         Command::Funcs(a) => funcs::run(&a, &mut out),
         Command::Doctor(a) => doctor::run(&a, &mut out),
         Command::Vars(a) => vars::run(&a, &mut out),
+        Command::Ftrace(a) => ftrace::run(&a, &mut out),
         Command::Sdt(a) => sdt::run(&a, &mut out),
     };
     let flushed = out.flush();

@@ -1,9 +1,15 @@
 //! The only module with raw syscalls and `unsafe`: every call is wrapped so its error names
 //! the call, and every `unsafe` block says why it is sound.
 //!
+//! Submodules: [`signals`] (stop requests through a signalfd, polled next to data) and
+//! [`spawn`] (a command forked and held before exec, so tracing can be set up for its pid).
+//!
 //! It also owns the `/proc` and `/sys` paths that describe the running system (capabilities,
 //! sysctls, lockdown), so the rest of the crate can be tested without them.
 #![allow(unsafe_code)]
+
+pub mod signals;
+pub mod spawn;
 
 use std::io;
 use std::path::Path;

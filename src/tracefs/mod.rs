@@ -13,6 +13,8 @@
 //! | `kprobe_events`, `uprobe_events` | [`probe_events`] | [`parse_probe_event_line`] |
 //! | `available_events`, `available_filter_functions`, `events/G/E/*` | [`events`] | [`parse_available_events`], [`parse_filter_functions`] |
 //! | `instances/NAME` | [`instance`] | — |
+//! | `instances/NAME/{current_tracer,set_ftrace_*,per_cpu/cpuN/stats}` | [`ftrace`] | [`ftrace::parse_cpu_stats`] |
+//! | `instances/NAME/trace_pipe` (function, function_graph) | [`graph`] | [`graph::parse_function_line`] |
 //!
 //! Rules this module keeps, because other tools share tracefs: events files are only ever
 //! appended to (never `O_TRUNC`), and nothing here changes global ftrace state on its own —
@@ -23,6 +25,8 @@ pub mod error_log;
 pub mod events;
 pub mod features;
 pub mod format;
+pub mod ftrace;
+pub mod graph;
 pub mod instance;
 pub mod probe_events;
 

@@ -115,6 +115,16 @@ instance_del() {
     rmdir "$T/instances/$1"
 }
 
+# Stops and removes every rprobe_<pid> instance (what a broken `rprobe ftrace` could leave).
+rprobe_instances_del() {
+    for inst in "$T"/instances/rprobe_*; do
+        [ -d "$inst" ] || continue
+        echo 0 > "$inst/tracing_on"
+        echo nop > "$inst/current_tracer"
+        rmdir "$inst"
+    done
+}
+
 # event_args FILE EVENT COMM: the fetched arguments of each EVENT line that COMM produced in
 # trace file FILE, one per line ("dfd=-100 filename=\"/etc/x\""), without the
 # "(func+0x0/0x170)" location. A line whose task shows as "<...>" counts too: the trace
