@@ -8,6 +8,8 @@
 use std::io;
 use std::path::Path;
 
+pub mod perf_event;
+
 /// A failed system call, named.
 #[derive(Debug, thiserror::Error)]
 #[error("{call}: {source}")]
