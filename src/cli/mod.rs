@@ -10,6 +10,7 @@ mod doctor;
 mod env;
 mod funcs;
 mod list;
+mod record;
 mod vars;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,7 @@ enum Command {
     Funcs(funcs::FuncsArgs),
     Doctor(doctor::DoctorArgs),
     Vars(vars::VarsArgs),
+    Record(record::RecordArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -65,6 +67,7 @@ pub fn main() -> i32 {
         Command::Funcs(a) => funcs::run(&a, &mut out),
         Command::Doctor(a) => doctor::run(&a, &mut out),
         Command::Vars(a) => vars::run(&a, &mut out),
+        Command::Record(a) => record::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

@@ -377,3 +377,42 @@ pub fn kernel_map(out: &mut Vec<u8>, id: &SampleId) -> Option<()> {
     synth::kernel_mmap(out, start, end, id);
     Some(())
 }
+
+/// Build ids of the kernel (when a sample hit it; from `/sys/kernel/notes`) and of each user
+/// DSO a sample hit (from its ELF notes). Files that are gone or have no build id are left
+/// out; perf then falls back to their paths.
+pub fn build_ids(stats: &super::stream::StreamStats) -> Vec<super::writer::BuildIdEntry> {
+    use object::Object;
+    let mut v = Vec::new();
+    if stats.kernel_hit {
+        if let Some(id) = std::fs::read("/sys/kernel/notes")
+            .ok()
+            .and_then(|n| super::stream::find_build_id_note(&n))
+        {
+            v.push(super::writer::BuildIdEntry {
+                kernel: true,
+                id,
+                filename: "[kernel.kallsyms]".into(),
+            });
+        }
+    }
+    for path in stats.hit_dsos() {
+        if !path.starts_with('/') || path.starts_with("//") {
+            continue;
+        }
+        let Ok(map) = crate::sys::map_file(std::path::Path::new(path)) else {
+            continue;
+        };
+        let id = object::File::parse(&*map)
+            .ok()
+            .and_then(|f| f.build_id().ok().flatten().map(<[u8]>::to_vec));
+        if let Some(id) = id {
+            v.push(super::writer::BuildIdEntry {
+                kernel: false,
+                id,
+                filename: path.to_string(),
+            });
+        }
+    }
+    v
+}

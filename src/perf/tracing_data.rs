@@ -76,10 +76,11 @@ pub fn read_texts(
     root: &Path,
     events: &[(String, String)],
 ) -> Result<TracingTexts, TracingDataError> {
+    // One large read(2): `events/header_page` answers only a read at position 0, so the
+    // 32-byte probe read that std::fs::read starts with would cut it to 32 bytes.
     let read = |rel: &Path| {
         let path = root.join(rel);
-        std::fs::read(&path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        crate::tracefs::events::read_in_one_call(&path)
             .map_err(|source| TracingDataError { path, source })
     };
     let mut order: Vec<String> = Vec::new();
@@ -101,7 +102,9 @@ pub fn read_texts(
                 (s, f)
             })
             .collect(),
-        printk: read(Path::new("printk_formats")).unwrap_or_default(),
+        printk: std::fs::read(root.join("printk_formats"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
     })
 }
 

@@ -202,52 +202,90 @@ pub fn encode_features(f: &Features, attrs: &[AttrEntry]) -> Vec<(u32, Vec<u8>)>
     out
 }
 
-/// The feature table (one `perf_file_section` per feature) followed by the payloads, for a
-/// table that starts at file offset `at`.
-pub fn encode_feature_block(at: u64, feats: &[(u32, Vec<u8>)]) -> Vec<u8> {
-    let table = 16 * feats.len() as u64;
-    let mut b = Vec::new();
-    let mut off = at + table;
-    for (_, p) in feats {
+/// A feature payload already on disk: `(bit, offset, size)`.
+type Placed = (u32, u64, u64);
+
+/// The feature table: one `perf_file_section` per feature, in bit order.
+pub fn encode_table(entries: &[Placed]) -> Vec<u8> {
+    let mut sorted = entries.to_vec();
+    sorted.sort_by_key(|e| e.0);
+    let mut b = Vec::with_capacity(16 * sorted.len());
+    for (_, off, size) in sorted {
         b.extend_from_slice(&off.to_ne_bytes());
-        b.extend_from_slice(&(p.len() as u64).to_ne_bytes());
-        off += p.len() as u64;
-    }
-    for (_, p) in feats {
-        b.extend_from_slice(p);
+        b.extend_from_slice(&size.to_ne_bytes());
     }
     b
 }
 
+fn round_header(size: usize) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[0..4].copy_from_slice(&super::abi::record::FINISHED_ROUND.to_ne_bytes());
+    h[6..8].copy_from_slice(&(size as u16).to_ne_bytes());
+    h
+}
+
 /// A perf.data file being written.
+///
+/// Checkpoints keep the file readable at every moment, tracepoint formats included (perf
+/// 6.1 refuses a tracepoint file without the `TRACING_DATA` feature, checked when the header
+/// is read, and refuses a second copy of the formats as a `HEADER_TRACING_DATA` record in
+/// the data). The static feature payloads (everything but `BUILD_ID` and `SAMPLE_TIME`) are
+/// written once, between the attrs and the data. Each checkpoint appends an 8-byte
+/// `FINISHED_ROUND` and a feature table pointing at those payloads, then rewrites the header
+/// to end the data right after that `FINISHED_ROUND`, so the table sits exactly at the data
+/// end. Records written afterwards go after the table; at the next checkpoint the old
+/// `FINISHED_ROUND` is grown to cover the old table (readers skip a record by its size, and
+/// perf ignores a FINISHED_ROUND's body), and only then does the header move on.
 #[derive(Debug)]
 pub struct PerfDataWriter {
     out: BufWriter<File>,
-    attrs: Vec<AttrEntry>,
     attrs_section: (u64, u64),
     data_offset: u64,
-    /// Bytes of data written (buffered or not).
+    /// Bytes of the data section so far (buffered or not), old tables included.
     data_size: u64,
     /// Bytes of data the header last claimed.
     checkpointed: u64,
+    static_features: Vec<Placed>,
+    /// File offset of the FINISHED_ROUND in front of the last table, and the table's size.
+    last_table: Option<(u64, usize)>,
 }
 
 impl PerfDataWriter {
-    /// Start a file: write the ids and attrs, and leave room for the header (written at the
-    /// first [`PerfDataWriter::checkpoint`]). `file` must be empty and opened for writing.
-    pub fn new(file: File, attrs: Vec<AttrEntry>) -> io::Result<PerfDataWriter> {
-        let (bytes, attrs_section, data_offset) = encode_attrs(&attrs);
+    /// Start a file: write the ids, the attrs and the static feature payloads of `features`
+    /// (its `build_ids` and `sample_time` are ignored here), and leave room for the header
+    /// (written at the first [`PerfDataWriter::checkpoint`]). `file` must be empty.
+    pub fn new(
+        file: File,
+        attrs: Vec<AttrEntry>,
+        features: &Features,
+    ) -> io::Result<PerfDataWriter> {
+        let (mut bytes, attrs_section, mut data_offset) = encode_attrs(&attrs);
+        let stat = Features {
+            build_ids: Vec::new(),
+            sample_time: None,
+            ..features.clone()
+        };
+        let mut static_features = Vec::new();
+        for (bit, payload) in encode_features(&stat, &attrs) {
+            static_features.push((bit, data_offset, payload.len() as u64));
+            data_offset += payload.len() as u64;
+            bytes.extend_from_slice(&payload);
+        }
+        let pad = data_offset.next_multiple_of(8) - data_offset;
+        bytes.resize(bytes.len() + pad as usize, 0);
+        data_offset += pad;
         file.write_all_at(&bytes, FILE_HEADER_SIZE)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         use std::io::Seek;
         out.seek(io::SeekFrom::Start(data_offset))?;
         Ok(PerfDataWriter {
             out,
-            attrs,
             attrs_section,
             data_offset,
             data_size: 0,
             checkpointed: 0,
+            static_features,
+            last_table: None,
         })
     }
 
@@ -258,45 +296,82 @@ impl PerfDataWriter {
         Ok(())
     }
 
-    /// Bytes of records written so far.
+    /// Bytes of the data section so far.
     pub fn data_size(&self) -> u64 {
         self.data_size
     }
 
-    /// The whole file size so far (header, attrs, data).
+    /// The whole file size so far.
     pub fn file_size(&self) -> u64 {
         self.data_offset + self.data_size
     }
 
-    /// Flush and rewrite the header to claim all data written so far (no features).
+    fn bits(&self) -> Vec<u32> {
+        self.static_features.iter().map(|f| f.0).collect()
+    }
+
+    /// Make everything written so far readable: see the type's documentation.
     pub fn checkpoint(&mut self) -> io::Result<()> {
-        if self.checkpointed == self.data_size && self.checkpointed != 0 {
+        if self.checkpointed == self.data_size && self.last_table.is_some() {
             return Ok(());
         }
+        let table = encode_table(&self.static_features);
+        let slot = self.data_offset + self.data_size;
+        self.out.write_all(&round_header(8))?;
+        self.out.write_all(&table)?;
         self.out.flush()?;
-        let h = encode_header(self.attrs_section, (self.data_offset, self.data_size), &[]);
-        self.out.get_ref().write_all_at(&h, 0)?;
+        let file = self.out.get_ref();
+        if let Some((at, len)) = self.last_table {
+            file.write_all_at(&round_header(8 + len), at)?;
+        }
+        let claimed = self.data_size + 8;
+        let h = encode_header(
+            self.attrs_section,
+            (self.data_offset, claimed),
+            &self.bits(),
+        );
+        file.write_all_at(&h, 0)?;
+        self.last_table = Some((slot, table.len()));
+        self.data_size += 8 + table.len() as u64;
         self.checkpointed = self.data_size;
         Ok(())
     }
 
-    /// Write the features after the data and the final header; returns the file size.
+    /// Write the final feature table (static features plus `features.build_ids` and
+    /// `features.sample_time`) after the data and the final header; returns the file size.
     pub fn finish(mut self, features: &Features) -> io::Result<u64> {
         self.out.flush()?;
-        let feats = encode_features(features, &self.attrs);
-        let at = self.data_offset + self.data_size;
-        let block = encode_feature_block(at, &feats);
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        if let Some((at, len)) = self.last_table {
+            file.write_all_at(&round_header(8 + len), at)?;
+        }
+        let dynamic = Features {
+            build_ids: features.build_ids.clone(),
+            sample_time: features.sample_time,
+            ..Features::default()
+        };
+        let extra = encode_features(&dynamic, &[]);
+        let at = self.data_offset + self.data_size;
+        let mut entries = self.static_features.clone();
+        let mut off = at + 16 * (entries.len() + extra.len()) as u64;
+        for (bit, p) in &extra {
+            entries.push((*bit, off, p.len() as u64));
+            off += p.len() as u64;
+        }
+        let mut block = encode_table(&entries);
+        for (_, p) in &extra {
+            block.extend_from_slice(p);
+        }
         file.write_all_at(&block, at)?;
         file.set_len(at + block.len() as u64)?;
-        let bits: Vec<u32> = feats.iter().map(|(b, _)| *b).collect();
+        let mut bits: Vec<u32> = entries.iter().map(|e| e.0).collect();
+        bits.sort_unstable();
         let h = encode_header(
             self.attrs_section,
             (self.data_offset, self.data_size),
             &bits,
         );
         file.write_all_at(&h, 0)?;
-        file.sync_data()?;
         Ok(at + block.len() as u64)
     }
 }
@@ -371,30 +446,84 @@ mod tests {
         let ed = &feats[4].1;
         assert_eq!(ed.len(), 8 + 128 + 4 + 4 + 64 + 8);
         assert_eq!(u64_at(ed, ed.len() - 8), Some(7));
-        let block = encode_feature_block(1000, &feats);
-        assert_eq!(u64_at(&block, 0), Some(1000 + 16 * 6));
-        assert_eq!(u64_at(&block, 8), Some(feats[0].1.len() as u64));
+        let table = encode_table(&[(7, 500, 8), (3, 400, 68)]);
+        assert_eq!(table.len(), 32);
+        assert_eq!(
+            (u64_at(&table, 0), u64_at(&table, 16)),
+            (Some(400), Some(500))
+        );
     }
 
     #[test]
-    fn checkpoints_make_a_readable_prefix() {
+    fn checkpoints_keep_a_table_at_the_data_end() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("perf.data");
         let file = File::create(&path).expect("create");
-        let mut w = PerfDataWriter::new(file, vec![entry("cpu-clock", &[7])]).expect("new");
+        let f = Features {
+            hostname: "vm".into(),
+            ..Default::default()
+        };
+        let mut w = PerfDataWriter::new(file, vec![entry("cpu-clock", &[7])], &f).expect("new");
+        let data_off = w.data_offset;
         let mut rec = Vec::new();
-        crate::perf::synth::bare(&mut rec, crate::perf::abi::record::FINISHED_ROUND);
+        crate::perf::synth::bare(&mut rec, crate::perf::abi::record::FINISHED_INIT);
+        let table_at = |d: &[u8]| u64_at(d, 40).unwrap_or(0) + u64_at(d, 48).unwrap_or(0);
+        let check = |d: &[u8], records: usize| {
+            // Records from data.offset to data end parse and are `records` many.
+            let (off, size) = (
+                u64_at(d, 40).unwrap_or(0) as usize,
+                u64_at(d, 48).unwrap_or(0) as usize,
+            );
+            let n = crate::perf::ring::records(&d[off..off + size]).count();
+            assert_eq!(n, records);
+            // The table's first entry points at the hostname payload.
+            let t = table_at(d) as usize;
+            let (p, len) = (
+                u64_at(d, t).unwrap_or(0) as usize,
+                u64_at(d, t + 8).unwrap_or(0),
+            );
+            assert_eq!((len, &d[p + 4..p + 6]), (68, &b"vm"[..]));
+        };
         w.write(&rec).expect("write");
         w.checkpoint().expect("cp");
+        let d = std::fs::read(&path).expect("read");
+        assert_eq!(u64_at(&d, 40), Some(data_off));
+        assert_eq!(
+            u64_at(&d, 72),
+            Some((1 << feature::HOSTNAME) | (1 << feature::EVENT_DESC))
+        );
+        check(&d, 2); // FINISHED_INIT + the FINISHED_ROUND slot
+                      // Records after the checkpoint are not claimed yet: the old state still reads.
         w.write(&rec).expect("write");
-        let on_disk = std::fs::read(&path).expect("read");
-        // The header claims the checkpointed 8 bytes, with no features.
-        assert_eq!(u64_at(&on_disk, 48), Some(8));
-        assert_eq!(u64_at(&on_disk, 72), Some(0));
-        let size = w.finish(&Features::default()).expect("finish");
-        let on_disk = std::fs::read(&path).expect("read");
-        assert_eq!(on_disk.len() as u64, size);
-        assert_eq!(u64_at(&on_disk, 48), Some(16));
-        assert_eq!(u64_at(&on_disk, 72), Some(1 << feature::EVENT_DESC));
+        w.write(&rec).expect("write");
+        w.out.flush().expect("flush");
+        check(&std::fs::read(&path).expect("read"), 2);
+        w.checkpoint().expect("cp");
+        // The old slot grew over the old table: 1 + slot + 2 + new slot.
+        check(&std::fs::read(&path).expect("read"), 5);
+        w.write(&rec).expect("write");
+        let size = w
+            .finish(&Features {
+                sample_time: Some((1, 2)),
+                ..Default::default()
+            })
+            .expect("finish");
+        let d = std::fs::read(&path).expect("read");
+        assert_eq!(d.len() as u64, size);
+        let (off, size) = (
+            u64_at(&d, 40).unwrap_or(0) as usize,
+            u64_at(&d, 48).unwrap_or(0) as usize,
+        );
+        assert_eq!(crate::perf::ring::records(&d[off..off + size]).count(), 6);
+        assert_eq!(
+            u64_at(&d, 72),
+            Some(
+                (1 << feature::HOSTNAME) | (1 << feature::EVENT_DESC) | (1 << feature::SAMPLE_TIME)
+            )
+        );
+        // SAMPLE_TIME is the third table entry.
+        let t = table_at(&d) as usize + 32;
+        let p = u64_at(&d, t).unwrap_or(0) as usize;
+        assert_eq!((u64_at(&d, p), u64_at(&d, p + 8)), (Some(1), Some(2)));
     }
 }
