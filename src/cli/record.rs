@@ -579,6 +579,12 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     };
     let mut fds = recorder.poll_fds();
     fds.push(signals.raw_fd());
+    // -p stops when its processes are gone, -t when its threads are.
+    let watched: Vec<i32> = if args.tid.is_some() {
+        threads.clone()
+    } else {
+        scope_pids.clone()
+    };
     let mut last_cp = Instant::now();
     let mut ring_errors = 0u64;
     let mut stop = false;
@@ -609,7 +615,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
             None => Duration::from_millis(250),
         };
         let ready = pe::poll_in(&fds, timeout.as_millis() as i32).context("poll")?;
-        if ready.last() == Some(&true) {
+        if ready.last().is_some_and(|r| r.input) {
             for s in signals.read() {
                 match s {
                     Signal::Stop(_) => {
@@ -631,11 +637,18 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stop = true;
         }
+        // A ring whose tasks are all gone reports POLLHUP at once on every poll: stop
+        // polling it (its records are still drained each pass).
+        let sig_fd = fds.pop();
+        let mut i = 0;
+        fds.retain(|_| {
+            i += 1;
+            !ready.get(i - 1).is_some_and(|r| r.hangup)
+        });
+        fds.extend(sig_fd);
         if !command_mode
             && !matches!(scope, Scope::AllCpus)
-            && scope_pids
-                .iter()
-                .all(|p| !Path::new(&format!("/proc/{p}")).exists())
+            && !watched.iter().any(|&p| recorder::task_alive(p))
         {
             stop = true;
         }

@@ -299,6 +299,20 @@ pub fn threads_of(pid: i32) -> Vec<i32> {
     v
 }
 
+// 1234 (my prog) S 1 1234 ...
+/// Whether a `/proc/PID/stat` text describes a task that still runs (not a zombie or dead).
+pub fn stat_is_alive(stat: &str) -> bool {
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+}
+
+/// Whether task `pid` exists and has not exited (a zombie waiting for its parent counts as
+/// exited).
+pub fn task_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| stat_is_alive(&s))
+}
+
 /// Every process in `/proc`, sorted.
 pub fn all_pids() -> Vec<i32> {
     let mut v: Vec<i32> = std::fs::read_dir("/proc")
@@ -415,4 +429,17 @@ pub fn build_ids(stats: &super::stream::StreamStats) -> Vec<super::writer::Build
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zombies_are_not_alive() {
+        assert!(stat_is_alive("1234 (my (odd) prog) S 1 1234 1234 0 -1"));
+        assert!(!stat_is_alive("1234 (sh) Z 1 1234 1234 0 -1"));
+        assert!(!stat_is_alive("garbage"));
+        assert!(task_alive(std::process::id() as i32));
+    }
 }

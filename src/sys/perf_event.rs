@@ -197,9 +197,18 @@ impl Drop for RingMap {
     }
 }
 
-/// `poll(2)` for input on `fds`, up to `timeout_ms` (−1: forever). Returns which fds are
-/// readable (or hung up); EINTR is an empty answer.
-pub fn poll_in(fds: &[RawFd], timeout_ms: i32) -> Result<Vec<bool>, SyscallError> {
+/// What [`poll_in`] saw on one fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ready {
+    /// Readable.
+    pub input: bool,
+    /// Hung up or in error: for a perf event, its task is gone and it will never have more
+    /// input, so polling it again would return at once forever.
+    pub hangup: bool,
+}
+
+/// `poll(2)` for input on `fds`, up to `timeout_ms` (−1: forever). EINTR is an empty answer.
+pub fn poll_in(fds: &[RawFd], timeout_ms: i32) -> Result<Vec<Ready>, SyscallError> {
     let mut p: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {
@@ -213,14 +222,19 @@ pub fn poll_in(fds: &[RawFd], timeout_ms: i32) -> Result<Vec<bool>, SyscallError
     if r < 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EINTR) {
-            return Ok(vec![false; fds.len()]);
+            return Ok(vec![Ready::default(); fds.len()]);
         }
         return Err(SyscallError {
             call: "poll(ring buffers)".into(),
             source: e,
         });
     }
-    Ok(p.iter().map(|x| x.revents != 0).collect())
+    Ok(p.iter()
+        .map(|x| Ready {
+            input: x.revents & libc::POLLIN != 0,
+            hangup: x.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0,
+        })
+        .collect())
 }
 
 /// SIGINT, SIGTERM and SIGCHLD blocked and delivered through a `signalfd` instead, so the

@@ -1,0 +1,531 @@
+//! Live `rprobe record` tests on this machine's kernel (root): perf.data files that `perf
+//! script` and `perf report` 6.1 read without a warning, with exact sample counts and argument
+//! values from the fixture (`probe_args N` calls `work` 3N times with known arguments), comm
+//! names, kernel symbols and user frames with their DSOs; a SIGKILLed recorder's file; and
+//! bad input that fails with a clear message and leaves nothing behind.
+//!
+//! Run under the machine-wide kernel lock: `flock /tmp/rprobe-kernel.lock cargo test --test
+//! live_record`. Probes live in a group private to the test process and are removed by a drop
+//! guard.
+
+mod common;
+
+use common::{
+    fixtures, group, live_or_skip, rprobe, show_output, tracefs_lock, EventGuard, Needs, Snapshot,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A scratch directory for one test's files.
+fn scratch(tag: &str) -> tempfile::TempDir {
+    let dir = fixtures().dir.join("record");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    tempfile::Builder::new()
+        .prefix(tag)
+        .tempdir_in(dir)
+        .expect("tempdir")
+}
+
+fn record(args: &[&str]) -> Output {
+    let out = rprobe(&[&["record"], args].concat());
+    assert!(
+        out.status.success(),
+        "rprobe record {args:?} failed:\n{}",
+        show_output(&out)
+    );
+    out
+}
+
+/// `[ rprobe record: Captured and wrote 0.420 MB up.data (3000 samples, lost 0) ]` ->
+/// (samples, lost).
+fn summary(out: &Output) -> (u64, u64) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("[ rprobe record: Captured and wrote "))
+        .unwrap_or_else(|| panic!("no summary line:\n{err}"));
+    let (_, rest) = line.split_once(" MB ").expect("MB");
+    let (_, counts) = rest.split_once(" (").expect("(");
+    let (samples, rest) = counts.split_once(" samples, lost ").expect("samples");
+    let lost = rest.trim_end_matches(") ]");
+    assert!(line.ends_with(") ]"), "{line}");
+    (
+        samples.parse().expect("samples"),
+        lost.parse().expect("lost"),
+    )
+}
+
+/// `perf ARGS -i FILE` with stdout returned; stderr must be empty (no warnings).
+fn perf_clean(file: &Path, args: &[&str]) -> String {
+    let out = common::perf(&fixtures().perf_home)
+        .args(args)
+        .arg("-i")
+        .arg(file)
+        .output()
+        .expect("run perf");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "perf {args:?} -i {} warned or failed:\n{}",
+        file.display(),
+        show_output(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A probe group of this test with `work` (string and numeric args) and `add6` on the O0
+/// fixture; deleted on drop.
+struct Probes {
+    grp: String,
+    _guard: EventGuard,
+    before: Snapshot,
+    test: String,
+}
+
+impl Probes {
+    fn add(test: &str, tag: &str) -> Probes {
+        let grp = group(tag);
+        let mut guard = EventGuard::new();
+        guard.own_group(&grp);
+        let before = Snapshot::take();
+        let bin = fixtures().o0.to_string_lossy().into_owned();
+        for spec in [
+            format!("{grp}:work=work id=%di:s32 len=%si:s64 name=+0(%dx):string"),
+            format!("{grp}:add6=add6 a=%di:s64 f=%r9:s64"),
+        ] {
+            let out = rprobe(&["add", "-x", &bin, &spec]);
+            assert!(
+                out.status.success(),
+                "rprobe add {spec}:\n{}",
+                show_output(&out)
+            );
+        }
+        Probes {
+            grp,
+            _guard: guard,
+            before,
+            test: test.to_string(),
+        }
+    }
+}
+
+impl Drop for Probes {
+    fn drop(&mut self) {
+        self._guard.delete_all();
+        if !std::thread::panicking() {
+            let g = self.grp.clone();
+            self.before.assert_restored(&self.test, &|l| {
+                common::line_event(l).is_some_and(|(x, _)| x == g)
+            });
+        }
+    }
+}
+
+fn start(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    if !live_or_skip(test, Needs::TracefsAndPerf) {
+        return None;
+    }
+    let lock = tracefs_lock();
+    fixtures();
+    Some(lock)
+}
+
+#[test]
+fn uprobe_samples_exact_count_and_values() {
+    let Some(_l) = start("live_record::uprobe_samples_exact_count_and_values") else {
+        return;
+    };
+    let p = Probes::add(
+        "live_record::uprobe_samples_exact_count_and_values",
+        "recup",
+    );
+    let dir = scratch("up");
+    let file = dir.path().join("up.data");
+    let ev = format!("{}:work", p.grp);
+    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let out = record(&[
+        "-e",
+        &ev,
+        "-g",
+        "-o",
+        file.to_str().expect("utf8"),
+        "--",
+        &bin,
+        "500",
+    ]);
+    assert_eq!(summary(&out), (1500, 0));
+    let meta = std::fs::metadata(&file).expect("file");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    let text = perf_clean(&file, &["script"]);
+    let heads: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!(" {ev}: ")))
+        .collect();
+    assert_eq!(heads.len(), 1500, "{text:.2000}");
+    let want = [
+        ("1", "100", "alpha"),
+        ("2", "200", "beta"),
+        ("3", "-300", "gamma"),
+    ];
+    for (i, line) in heads.iter().enumerate() {
+        let (id, len, name) = want[i % 3];
+        let args = format!("id={id} len={len} name=\"{name}\"");
+        assert!(line.starts_with("probe_args "), "comm: {line}");
+        assert!(line.ends_with(&args), "sample {i}: {line} (want {args})");
+    }
+    // User frames are symbolized with their DSO.
+    assert!(text.contains(&format!(" work+0x0 ({bin})")), "{text:.1500}");
+    assert!(
+        text.contains(&format!(" main+0x"))
+            && text.contains("(/usr/lib/x86_64-linux-gnu/libc.so.6)"),
+        "{text:.1500}"
+    );
+    let report = perf_clean(&file, &["report", "--stdio"]);
+    assert!(report.contains("# Samples: 1K of event"), "{report:.1500}");
+    assert!(report.contains("[.] work"), "{report:.1500}");
+    let header = perf_clean(&file, &["report", "--header-only"]);
+    for want in [
+        "# hostname :",
+        "# os release :",
+        "# nrcpus online :",
+        "# cmdline :",
+        &format!("name = {ev}"),
+    ] {
+        assert!(header.contains(want), "header lacks {want}:\n{header}");
+    }
+    // The build id of the probed binary is in the file.
+    let ids = perf_clean(&file, &["buildid-list"]);
+    assert!(ids.contains(&bin), "{ids}");
+}
+
+#[test]
+fn several_events_in_one_file_and_pid_mode() {
+    let Some(_l) = start("live_record::several_events_in_one_file_and_pid_mode") else {
+        return;
+    };
+    let p = Probes::add(
+        "live_record::several_events_in_one_file_and_pid_mode",
+        "recmix",
+    );
+    let dir = scratch("mix");
+    let file = dir.path().join("mix.data");
+    let work = format!("{}:work", p.grp);
+    let add6 = format!("{}:add6", p.grp);
+    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let f = file.to_str().expect("utf8");
+    let out = record(&[
+        "-e",
+        &work,
+        "-e",
+        &add6,
+        "-e",
+        "sched:sched_switch",
+        "-e",
+        "cpu-clock",
+        "-g",
+        "-o",
+        f,
+        "--",
+        &bin,
+        "100",
+    ]);
+    let (samples, lost) = summary(&out);
+    assert_eq!(lost, 0);
+    let text = perf_clean(&file, &["script"]);
+    let count = |ev: &str| {
+        text.lines()
+            .filter(|l| l.contains(&format!(" {ev}: ")))
+            .count()
+    };
+    assert_eq!(count(&work), 300);
+    assert_eq!(count(&add6), 200);
+    assert!(
+        text.contains("add6: (") && text.contains(" a=1 f=6"),
+        "{text:.1500}"
+    );
+    assert_eq!(
+        samples as usize,
+        count(&work) + count(&add6) + count("sched:sched_switch") + count("cpu-clock")
+    );
+    perf_clean(&file, &["report", "--stdio"]);
+
+    // -p follows the children a shell forks after the recorder attached.
+    let file = dir.path().join("pid.data");
+    let mut sh = Command::new("sh")
+        .args(["-c", &format!("sleep 1; {bin} 10; {bin} 20")])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sh");
+    let pid = sh.id().to_string();
+    let out = record(&["-e", &work, "-p", &pid, "-o", file.to_str().expect("utf8")]);
+    let _ = sh.wait();
+    assert_eq!(summary(&out), (90, 0));
+    let text = perf_clean(&file, &["script"]);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("probe_args "))
+            .count(),
+        90,
+        "{text:.1000}"
+    );
+}
+
+#[test]
+fn sched_switch_system_wide_with_kernel_frames_and_comms() {
+    let Some(_l) = start("live_record::sched_switch_system_wide_with_kernel_frames_and_comms")
+    else {
+        return;
+    };
+    let dir = scratch("ss");
+    let file = dir.path().join("ss.data");
+    // A known task that switches out: sleep(1) calls in a loop.
+    let mut load = Command::new("sh")
+        .args(["-c", "for i in 1 2 3 4 5 6 7 8; do sleep 0.05; done"])
+        .spawn()
+        .expect("sh");
+    let out = record(&[
+        "-e",
+        "sched:sched_switch",
+        "-a",
+        "-g",
+        "--duration",
+        "0.8",
+        "-o",
+        file.to_str().expect("utf8"),
+    ]);
+    let _ = load.wait();
+    let (samples, lost) = summary(&out);
+    assert!(samples > 0);
+    assert_eq!(lost, 0);
+    let text = perf_clean(&file, &["script"]);
+    assert!(
+        text.contains("__schedule+0x") && text.contains("([kernel.kallsyms])"),
+        "{text:.2000}"
+    );
+    assert!(
+        text.contains("sleep ") && text.contains("prev_comm=sleep"),
+        "{text:.2000}"
+    );
+    // Every sample's task has a name (no ":PID" placeholders for tasks seen at start).
+    let heads: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" sched:sched_switch: "))
+        .collect();
+    assert_eq!(heads.len() as u64, samples);
+    let unnamed = heads.iter().filter(|l| l.starts_with(':')).count();
+    assert!(
+        unnamed * 20 <= heads.len(),
+        "{unnamed} of {} samples have no comm",
+        heads.len()
+    );
+    perf_clean(&file, &["report", "--stdio"]);
+}
+
+#[test]
+fn cpu_clock_of_a_command_stops_when_it_exits() {
+    let Some(_l) = start("live_record::cpu_clock_of_a_command_stops_when_it_exits") else {
+        return;
+    };
+    let dir = scratch("cc");
+    let file = dir.path().join("cc.data");
+    let t = Instant::now();
+    let out = record(&[
+        "-F",
+        "999",
+        "-g",
+        "-o",
+        file.to_str().expect("utf8"),
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done",
+    ]);
+    assert!(t.elapsed() < Duration::from_secs(20));
+    let (samples, lost) = summary(&out);
+    assert!(samples > 10, "{samples}");
+    assert_eq!(lost, 0);
+    let text = perf_clean(&file, &["script"]);
+    let heads: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" cpu-clock: "))
+        .collect();
+    assert_eq!(heads.len() as u64, samples);
+    assert!(
+        heads.iter().all(|l| l.starts_with("sh ")),
+        "{:?}",
+        &heads[..3.min(heads.len())]
+    );
+    assert!(
+        text.contains("(/usr/bin/dash)") || text.contains("(/usr/bin/bash)"),
+        "{text:.1500}"
+    );
+    perf_clean(&file, &["report", "--stdio"]);
+}
+
+#[test]
+fn killed_recorder_leaves_a_readable_file() {
+    let Some(_l) = start("live_record::killed_recorder_leaves_a_readable_file") else {
+        return;
+    };
+    let dir = scratch("kill");
+    let file = dir.path().join("kill.data");
+    let mut child = Command::new(common::rprobe_bin())
+        .args(["record", "-e", "sched:sched_switch", "-a", "-g", "-q", "-o"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1800));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let text = perf_clean(&file, &["script"]);
+    let n = text
+        .lines()
+        .filter(|l| l.contains(" sched:sched_switch: "))
+        .count();
+    assert!(n > 0, "no samples before the kill");
+    assert!(text.contains("([kernel.kallsyms])"));
+}
+
+#[test]
+fn sigint_stops_cleanly() {
+    let Some(_l) = start("live_record::sigint_stops_cleanly") else {
+        return;
+    };
+    let dir = scratch("int");
+    let file = dir.path().join("int.data");
+    let child = Command::new(common::rprobe_bin())
+        .args(["record", "-e", "sched:sched_switch", "-a", "-o"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(700));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", show_output(&out));
+    let (samples, _) = summary(&out);
+    let text = perf_clean(&file, &["script"]);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(" sched:sched_switch: "))
+            .count() as u64,
+        samples
+    );
+}
+
+/// Runs `rprobe record ARGS` in `dir`, expects failure naming `want`, and checks that no
+/// output file is left and an existing perf.data is back in place.
+fn refused(dir: &Path, args: &[&str], want: &[&str]) {
+    let old = dir.join("perf.data");
+    std::fs::write(&old, b"old").expect("old");
+    let out = Command::new(common::rprobe_bin())
+        .arg("record")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded:\n{}",
+        show_output(&out)
+    );
+    for w in want {
+        assert!(err.contains(w), "{args:?}: message lacks {w:?}:\n{err}");
+    }
+    assert_eq!(err.trim().lines().count(), 1, "one line:\n{err}");
+    assert_eq!(std::fs::read(&old).expect("old back"), b"old", "{args:?}");
+    assert!(
+        !dir.join("perf.data.old").exists(),
+        "{args:?} left perf.data.old"
+    );
+}
+
+#[test]
+fn bad_input_fails_cleanly() {
+    let Some(_l) = start("live_record::bad_input_fails_cleanly") else {
+        return;
+    };
+    let dir = scratch("bad");
+    let d = dir.path();
+    let before = Snapshot::take();
+    refused(
+        d,
+        &["-e", "sched:sched_swich", "-a"],
+        &[
+            "unknown event 'sched:sched_swich'",
+            "did you mean sched:sched_switch",
+        ],
+    );
+    refused(d, &["-e", "cpu-clok", "-a"], &["did you mean cpu-clock"]);
+    refused(
+        d,
+        &[
+            "-e",
+            "sched:sched_switch",
+            "--filter",
+            "prev_pid >>> 1",
+            "-a",
+            "--duration",
+            "1",
+        ],
+        &["rejected --filter 'prev_pid >>> 1' for sched:sched_switch:"],
+    );
+    refused(
+        d,
+        &[
+            "-e",
+            "sched:sched_switch",
+            "--filter",
+            "nosuchfield == 1",
+            "-a",
+        ],
+        &["rejected", "nosuchfield"],
+    );
+    refused(d, &["-p", "999999999"], &["-p 999999999: no such process"]);
+    refused(
+        d,
+        &["--", "/nonexistent/cmd"],
+        &["cannot run '/nonexistent/cmd'", "No such file"],
+    );
+    refused(
+        d,
+        &["-e", "cycles", "-a"],
+        &["no hardware counter for 'cycles'", "cpu-clock"],
+    );
+    refused(d, &["-m", "3", "-a"], &["power of two"]);
+    let out = rprobe(&[
+        "record",
+        "-a",
+        "-o",
+        "/proc/nope/perf.data",
+        "--duration",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot create /proc/nope/perf.data"),
+        "{}",
+        show_output(&out)
+    );
+    before.assert_restored("live_record::bad_input_fails_cleanly", &|_| true);
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(common::TRACEFS.to_string() + "/instances")
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        !leftovers
+            .iter()
+            .any(|p| p.to_string_lossy().contains("rprobe_filter_")),
+        "{leftovers:?}"
+    );
+}
