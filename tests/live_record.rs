@@ -179,8 +179,7 @@ fn uprobe_samples_exact_count_and_values() {
     // User frames are symbolized with their DSO.
     assert!(text.contains(&format!(" work+0x0 ({bin})")), "{text:.1500}");
     assert!(
-        text.contains(&format!(" main+0x"))
-            && text.contains("(/usr/lib/x86_64-linux-gnu/libc.so.6)"),
+        text.contains(" main+0x") && text.contains("(/usr/lib/x86_64-linux-gnu/libc.so.6)"),
         "{text:.1500}"
     );
     let report = perf_clean(&file, &["report", "--stdio"]);
