@@ -8,6 +8,7 @@
 use std::io;
 use std::path::Path;
 
+pub mod bpf;
 pub mod perf_event;
 
 /// A failed system call, named.
