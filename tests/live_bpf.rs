@@ -251,3 +251,51 @@ fn a_refused_program_comes_back_with_the_verifier_log() {
     assert_eq!(err.error.errno(), Some(libc::EACCES), "{err}");
     assert!(err.log.contains("R2 !read_ok"), "{}", err.log);
 }
+
+#[test]
+fn function_latency_lands_in_the_right_buckets() {
+    if !live("live_bpf::function_latency_lands_in_the_right_buckets") {
+        return;
+    }
+    use rprobe::aggregate::bpf::engine::LatencyEngine;
+    use rprobe::aggregate::bpf::prog::LatencyPlan;
+    let _lock = common::tracefs_lock();
+    let bin = stat_calls();
+    let table = rprobe::elf::parse_functions(&std::fs::read(&bin).expect("read")).expect("elf");
+    let nap = table.find_by_name("nap").next().expect("nap symbol");
+    let off = nap.file_offset.expect("file offset");
+    let group = common::group("bpflat");
+    let mut guard = common::EventGuard::new();
+    guard.own_group(&group);
+    for line in [
+        format!("p:{group}/nap {}:{off:#x}", bin.display()),
+        format!("r:{group}/nap_ret {}:{off:#x}", bin.display()),
+    ] {
+        common::write_uprobe_events(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    let ctx = Context::Uprobe { probe_offset: off };
+    let plan = LatencyPlan {
+        entry_key: Source::Tid,
+        entry_ctx: ctx,
+        exit_key: Source::Tid,
+        exit_ctx: ctx,
+        unit_ns: 1000,
+    };
+    let lat = LatencyEngine::load(&plan, 1024)
+        .unwrap_or_else(|e| panic!("{e}\n{}", e.verifier_log().unwrap_or_default()));
+    let entry = open_event(tracepoint_id(&group, "nap"));
+    let exit = open_event(tracepoint_id(&group, "nap_ret"));
+    lat.attach_entry(&entry).expect("attach entry");
+    lat.attach_exit(&exit).expect("attach exit");
+    let out = Command::new(&bin).arg("nap").output().expect("run");
+    assert!(out.status.success());
+    drop((entry, exit));
+    guard.delete_all();
+    let h = lat.hist();
+    // Two naps each of 1500, 3000, 6000, 12000 us: buckets 11 (1024-2047) .. 14 (8192-16383).
+    let mut want = Log2Hist::default();
+    for b in 11..=14 {
+        want.slots[b] = 2;
+    }
+    assert_eq!(h, want, "{}", h.render("usecs"));
+}

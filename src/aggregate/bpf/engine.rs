@@ -13,7 +13,7 @@
 //! uprobe's filter limits hits to that task.
 
 use super::insn::encode_all;
-use super::prog::{BpfError, Context, Plan};
+use super::prog::{BpfError, Context, LatencyPlan, Plan};
 use crate::aggregate::count::{Counts, KeyPart};
 use crate::aggregate::hist::{Log2Hist, LOG2_SLOTS};
 use crate::sys::bpf::{
@@ -101,18 +101,9 @@ impl Engine {
     /// Creates the map (at most `max_entries` keys), generates and loads the program.
     pub fn load(plan: Plan, max_entries: u32) -> Result<Engine, EngineError> {
         let (_, key_size) = plan.layout();
-        let map = Map::create(MAP_TYPE_HASH, key_size, 8, max_entries).map_err(|source| {
-            EngineError::Map {
-                hint: refusal_hint(source.errno()),
-                source,
-            }
-        })?;
+        let map = create_map(key_size, max_entries)?;
         let insns = plan.codegen(map.raw_fd())?;
-        let prog_type = match plan.context {
-            Context::Tracepoint => PROG_TYPE_TRACEPOINT,
-            Context::Kprobe | Context::Uprobe { .. } => PROG_TYPE_KPROBE,
-        };
-        let prog = Prog::load(prog_type, &encode_all(&insns), "rprobe_stat")
+        let prog = Prog::load(prog_type(plan.context), &encode_all(&insns), "rprobe_stat")
             .map_err(|source| EngineError::Load { source })?;
         Ok(Engine { map, prog, plan })
     }
@@ -158,5 +149,77 @@ impl Engine {
             h.slots[b] = h.slots[b].saturating_add(n);
         }
         m
+    }
+}
+
+fn prog_type(ctx: Context) -> u32 {
+    match ctx {
+        Context::Tracepoint => PROG_TYPE_TRACEPOINT,
+        Context::Kprobe | Context::Uprobe { .. } => PROG_TYPE_KPROBE,
+    }
+}
+
+fn create_map(key: u32, max_entries: u32) -> Result<Map, EngineError> {
+    Map::create(MAP_TYPE_HASH, key, 8, max_entries).map_err(|source| EngineError::Map {
+        hint: refusal_hint(source.errno()),
+        source,
+    })
+}
+
+/// The two programs of a latency measurement and their maps.
+#[derive(Debug)]
+pub struct LatencyEngine {
+    _start: Map,
+    hist: Map,
+    entry: Prog,
+    exit: Prog,
+}
+
+impl LatencyEngine {
+    /// Creates the start map (`max_open` pending entries) and the histogram map, and loads
+    /// both programs.
+    pub fn load(plan: &LatencyPlan, max_open: u32) -> Result<LatencyEngine, EngineError> {
+        let start = create_map(LatencyPlan::KEY_SIZE, max_open)?;
+        let hist = create_map(LatencyPlan::KEY_SIZE, LOG2_SLOTS as u32)?;
+        let entry = plan.codegen_entry(start.raw_fd())?;
+        let exit = plan.codegen_exit(start.raw_fd(), hist.raw_fd())?;
+        let load = |ctx, insns: &[super::insn::Insn], name| {
+            Prog::load(prog_type(ctx), &encode_all(insns), name)
+                .map_err(|source| EngineError::Load { source })
+        };
+        Ok(LatencyEngine {
+            entry: load(plan.entry_ctx, &entry, "rprobe_lat_in")?,
+            exit: load(plan.exit_ctx, &exit, "rprobe_lat_out")?,
+            _start: start,
+            hist,
+        })
+    }
+
+    /// Runs the entry program on the perf event `event`.
+    pub fn attach_entry(&self, event: &OwnedFd) -> Result<(), SyscallError> {
+        self.entry.attach(event)
+    }
+
+    /// Runs the exit program on the perf event `event`.
+    pub fn attach_exit(&self, event: &OwnedFd) -> Result<(), SyscallError> {
+        self.exit.attach(event)
+    }
+
+    /// The histogram so far.
+    pub fn hist(&self) -> Log2Hist {
+        let mut h = Log2Hist::default();
+        for k in self.hist.keys() {
+            let (Some(v), Ok(kb)) = (self.hist.lookup(&k), <[u8; 8]>::try_from(k.as_slice()))
+            else {
+                continue;
+            };
+            let bucket = (u64::from_ne_bytes(kb) as usize).min(LOG2_SLOTS - 1);
+            let n = v
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_ne_bytes);
+            h.slots[bucket] = h.slots[bucket].saturating_add(n);
+        }
+        h
     }
 }

@@ -17,7 +17,7 @@
 //! capacity rounded up to 8 (NUL-terminated, zero-filled), in order; a histogram appends an
 //! 8-byte bucket. The key area is zeroed first so that padding never splits equal keys.
 
-use super::insn::{helper, Alu, Cond, Insn, Reg, Size, FP, R0, R1, R2, R3, R4, R6, R7, R8};
+use super::insn::{helper, Alu, Cond, Insn, Reg, Size, FP, R0, R1, R2, R3, R4, R6, R7, R8, R9};
 use crate::aggregate::count::KeyPart;
 use crate::probes::fetch::{FetchArg, FetchType};
 use crate::probes::regs::pt_regs_offset;
@@ -240,6 +240,105 @@ impl Plan {
             g.p.push(Insn::store_reg(Size::DW, FP, slot as i16, R8));
         }
         g.increment(map_fd, key_base as i16);
+        Ok(g.p)
+    }
+}
+
+/// Latency between paired events: the entry program stores `bpf_ktime_get_ns()` under the
+/// pairing key, the exit program looks it up, deletes it and counts the difference (in units
+/// of `unit_ns`) into a log2 histogram keyed by its bucket alone (bcc's `runqlat` and
+/// `funclatency` shape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyPlan {
+    /// The pairing key at the entry event (`Tid` for function entry, `Field` of
+    /// `sched_wakeup`'s `pid` for run-queue latency).
+    pub entry_key: Source,
+    /// The entry event's kind.
+    pub entry_ctx: Context,
+    /// The pairing key at the exit event (`Tid`, or `sched_switch`'s `next_pid`).
+    pub exit_key: Source,
+    /// The exit event's kind.
+    pub exit_ctx: Context,
+    /// Nanoseconds per histogram unit (1000 for usecs).
+    pub unit_ns: u64,
+}
+
+impl LatencyPlan {
+    /// Key size of the start map (one u64) and of the histogram map (the bucket).
+    pub const KEY_SIZE: u32 = 8;
+
+    fn check(key: &Source) -> Result<(), BpfError> {
+        if key.is_string() {
+            return Err(BpfError::Unsupported {
+                what: "a string pairing key".into(),
+                why: "latencies pair events by a number (thread or pid)",
+            });
+        }
+        Ok(())
+    }
+
+    /// `start[key] = ktime_get_ns()`.
+    pub fn codegen_entry(&self, start_fd: i32) -> Result<Vec<Insn>, BpfError> {
+        LatencyPlan::check(&self.entry_key)?;
+        let key = SCRATCH as i32 - 8;
+        let mut g = Gen {
+            p: vec![
+                Insn::mov_reg(R6, R1),
+                Insn::store_imm(Size::DW, FP, key as i16, 0),
+            ],
+            ctx: self.entry_ctx,
+        };
+        g.part(&self.entry_key, key, 8)?;
+        g.p.push(Insn::call(helper::KTIME_GET_NS));
+        g.p.push(Insn::store_reg(Size::DW, FP, SCRATCH, R0));
+        let [a, b] = Insn::ld_map_fd(R1, start_fd);
+        g.p.extend([a, b]);
+        g.fp_ptr(R2, key);
+        g.fp_ptr(R3, SCRATCH as i32);
+        g.p.push(Insn::mov_imm(R4, 0)); // BPF_ANY: the innermost entry wins
+        g.p.push(Insn::call(helper::MAP_UPDATE_ELEM));
+        g.p.push(Insn::mov_imm(R0, 0));
+        g.p.push(Insn::exit());
+        Ok(g.p)
+    }
+
+    /// `if start[key]: hist[log2((now - start[key]) / unit)] += 1; delete start[key]`.
+    pub fn codegen_exit(&self, start_fd: i32, hist_fd: i32) -> Result<Vec<Insn>, BpfError> {
+        LatencyPlan::check(&self.exit_key)?;
+        let key = SCRATCH as i32 - 8;
+        let bucket = key - 8;
+        let mut g = Gen {
+            p: vec![
+                Insn::mov_reg(R6, R1),
+                Insn::store_imm(Size::DW, FP, key as i16, 0),
+            ],
+            ctx: self.exit_ctx,
+        };
+        g.part(&self.exit_key, key, 8)?;
+        let [a, b] = Insn::ld_map_fd(R1, start_fd);
+        g.p.extend([a, b]);
+        g.fp_ptr(R2, key);
+        g.p.push(Insn::call(helper::MAP_LOOKUP_ELEM));
+        let no_start = g.p.len();
+        g.p.push(Insn::jmp_imm(Cond::Eq, R0, 0, 0));
+        g.p.push(Insn::load(Size::DW, R9, R0, 0));
+        g.p.push(Insn::call(helper::KTIME_GET_NS));
+        g.p.push(Insn::mov_reg(R7, R0));
+        g.p.push(Insn::alu_reg(Alu::Sub, R7, R9));
+        if self.unit_ns > 1 {
+            let [a, b] = Insn::ld_imm64(R8, self.unit_ns);
+            g.p.extend([a, b]);
+            g.p.push(Insn::alu_reg(Alu::Div, R7, R8));
+        }
+        let [a, b] = Insn::ld_map_fd(R1, start_fd);
+        g.p.extend([a, b]);
+        g.fp_ptr(R2, key);
+        g.p.push(Insn::call(helper::MAP_DELETE_ELEM));
+        g.log2_bucket();
+        g.p.push(Insn::store_reg(Size::DW, FP, bucket as i16, R8));
+        g.increment(hist_fd, bucket as i16);
+        let exit_at = g.p.len() - 2; // increment ends in `r0 = 0; exit`
+        g.p[no_start].off = (exit_at - no_start - 1) as i16;
         Ok(g.p)
     }
 }
