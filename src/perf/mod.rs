@@ -6,3 +6,4 @@
 //! hands this module plain bytes.
 
 pub mod abi;
+pub mod reader;
