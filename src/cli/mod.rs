@@ -10,6 +10,7 @@ mod doctor;
 mod env;
 mod funcs;
 mod list;
+mod script;
 mod vars;
 
 use clap::{Parser, Subcommand};
@@ -24,7 +25,8 @@ Examples:
   rprobe list 'probe_bash:*'
   rprobe del 'probe_bash:*'
   rprobe funcs -x /bin/bash 'read*'
-  rprobe vars vfs_read                                   variables a probe can read";
+  rprobe vars vfs_read                                   variables a probe can read
+  rprobe script -i perf.data                             replay as `perf script` prints it";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -45,6 +47,7 @@ enum Command {
     Funcs(funcs::FuncsArgs),
     Doctor(doctor::DoctorArgs),
     Vars(vars::VarsArgs),
+    Script(script::ScriptArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -65,6 +68,7 @@ pub fn main() -> i32 {
         Command::Funcs(a) => funcs::run(&a, &mut out),
         Command::Doctor(a) => doctor::run(&a, &mut out),
         Command::Vars(a) => vars::run(&a, &mut out),
+        Command::Script(a) => script::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {
