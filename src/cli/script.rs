@@ -150,9 +150,6 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
             args.input.display()
         );
     }
-    for w in &session.warnings {
-        eprintln!("rprobe: warning: {}: {w}", args.input.display());
-    }
     if let Some(e) = &session.tracing_error {
         eprintln!(
             "rprobe: warning: {}: {e}; tracepoint fields are not printed",
@@ -182,6 +179,9 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
         let r = session.run(&mut |m, ev, e: Event<'_>| s.event(m, ev, e));
         r?;
         s.flush()?;
+    }
+    for w in &session.warnings {
+        eprintln!("rprobe: warning: {}: {w}", args.input.display());
     }
     let st = session.stats;
     if st.lost_records > 0 && !args.show_lost_events {

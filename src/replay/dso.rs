@@ -75,6 +75,21 @@ impl Dso {
         }
     }
 
+    /// The symbols for one lookup, as perf's `map__find_symbol`: None for the lookup that
+    /// loads a table whose load failed.
+    pub fn symbols_for_lookup(
+        &mut self,
+        files: &dyn FileSource,
+        home: Option<&str>,
+    ) -> Option<&SymbolMap> {
+        let first = self.symbols.is_none();
+        let m = self.symbols(files, home);
+        if first && m.load_failed {
+            return None;
+        }
+        Some(m)
+    }
+
     /// The symbols if they are loaded already.
     pub fn loaded_symbols(&self) -> Option<&SymbolMap> {
         self.symbols.as_ref()

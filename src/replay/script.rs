@@ -177,7 +177,12 @@ pub fn plan(evsels: &[Evsel], opts: &ScriptOptions) -> Result<Plan, String> {
     }
     let use_callchain = opts.callchain && evsels.iter().any(Evsel::has_callchain);
     for (t, f) in fields.iter_mut().enumerate() {
-        let Some(ev) = evsels.iter().find(|e| type_index(e.attr.type_) == t) else {
+        // perf's side-band `dummy` event has no samples and is not what -F is checked against.
+        let is_dummy = |e: &Evsel| e.attr.type_ == perf_type::SOFTWARE && e.attr.config == 9;
+        let Some(ev) = evsels
+            .iter()
+            .find(|e| type_index(e.attr.type_) == t && !is_dummy(e))
+        else {
             continue;
         };
         if *f == 0 {
@@ -518,7 +523,7 @@ impl<'f, W: Write> Script<'f, W> {
                 let cpumode = rmisc & misc::CPUMODE_MASK;
                 let r = self.resolve(m, maps, cpumode, s.ip);
                 push_hex16(&mut self.out, s.ip);
-                self.sym_dso(m, &r, opts);
+                let _ = self.sym_dso(m, &r, opts);
             }
         }
         self.out.push(b'\n');
@@ -578,9 +583,11 @@ impl<'f, W: Write> Script<'f, W> {
         Resolved { map, addr }
     }
 
-    /// " sym+0xoff (dso)" per the opts bits.
-    fn sym_dso(&mut self, m: &mut Machine, r: &Resolved, opts: u32) {
+    /// " sym+0xoff (dso)" per the opts bits; false when the text must not be cached (perf's
+    /// failed first load of the DSO).
+    fn sym_dso(&mut self, m: &mut Machine, r: &Resolved, opts: u32) -> bool {
         use field::*;
+        let mut failed_load = false;
         if opts & SYM != 0 {
             self.out.push(b' ');
             let found = r.map.and_then(|mp| {
@@ -595,7 +602,11 @@ impl<'f, W: Write> Script<'f, W> {
                 };
                 let home = self.opts.home.as_deref();
                 let d = m.dsos.get_mut(mp.dso as usize)?;
-                let s = d.symbols(self.files, home).find(lookup)?;
+                let Some(table) = d.symbols_for_lookup(self.files, home) else {
+                    failed_load = true;
+                    return None;
+                };
+                let s = table.find(lookup)?;
                 Some((Box::<str>::from(s.name()), lookup - s.start))
             });
             match found {
@@ -617,6 +628,7 @@ impl<'f, W: Write> Script<'f, W> {
             }
             self.out.push(b')');
         }
+        !failed_load
     }
 
     fn callchain(
@@ -666,10 +678,12 @@ impl<'f, W: Write> Script<'f, W> {
         if opts & field::IP != 0 {
             push_hex16(&mut self.out, r.addr);
         }
-        self.sym_dso(m, &r, opts);
+        let cacheable = self.sym_dso(m, &r, opts);
         self.out.push(b'\n');
-        let line: Box<[u8]> = self.out[start..].into();
-        self.cache.insert(key, line);
+        if cacheable {
+            let line: Box<[u8]> = self.out[start..].into();
+            self.cache.insert(key, line);
+        }
     }
 }
 

@@ -307,6 +307,10 @@ impl<'a> Session<'a> {
             }
         }
         if let Some(w) = recs.stopped() {
+            // The record that does not fit says more than "the file is shorter than the
+            // header says": keep one warning.
+            self.warnings
+                .retain(|w| !matches!(w, Warning::Truncated { .. }));
             self.warnings.push(w.clone());
         }
         due.clear();

@@ -80,6 +80,9 @@ pub fn perf_demangle(name: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SymbolMap {
     syms: Vec<Symbol>,
+    /// perf's load reported an error (see [`SymbolMap::from_elf`]): the lookup that loaded
+    /// the table finds nothing (perf's `map__load` fails once), later ones use what loaded.
+    pub load_failed: bool,
 }
 
 /// A symbol before the fix-ups.
@@ -183,6 +186,10 @@ impl SymbolMap {
         c.sort_by_key(|s| s.start);
         fixup_end(&mut c, kallsyms);
         let c = fixup_duplicate(c, demangle);
+        SymbolMap::from_fixed(c, demangle)
+    }
+
+    fn from_fixed(c: Vec<Candidate>, demangle: bool) -> SymbolMap {
         let syms = c
             .into_iter()
             .map(|s| Symbol {
@@ -193,14 +200,23 @@ impl SymbolMap {
                 shown: std::cell::OnceCell::new(),
             })
             .collect();
-        SymbolMap { syms }
+        SymbolMap {
+            syms,
+            load_failed: false,
+        }
     }
 
-    /// The symbol holding `addr`.
+    /// The symbol holding `addr`: the one with the nearest start, and of several with that
+    /// start (left by a failed load) the first inserted, which perf's rb-tree meets first.
     pub fn find(&self, addr: u64) -> Option<&Symbol> {
         let i = self.syms.partition_point(|s| s.start <= addr);
-        // The nearest start first; an enclosing bigger symbol before it otherwise.
-        self.syms[..i].iter().rev().take(4).find(|s| addr < s.end)
+        let nearest = self.syms[..i].last()?.start;
+        let j = self.syms[..i].partition_point(|s| s.start < nearest);
+        if let Some(s) = self.syms[j..i].iter().find(|s| addr < s.end) {
+            return Some(s);
+        }
+        // An enclosing bigger symbol before it otherwise.
+        self.syms[..j].iter().rev().take(4).find(|s| addr < s.end)
     }
 
     /// Number of symbols.
@@ -268,64 +284,103 @@ impl SymbolMap {
     pub fn from_elf(symfile: &[u8], runtime: &[u8]) -> Option<SymbolMap> {
         let sf = ElfFile64::<Endianness>::parse(symfile).ok()?;
         let rt = ElfFile64::<Endianness>::parse(runtime).ok();
-        let e = sf.endian();
         let loads: Vec<(u64, u64, u64)> = match &rt {
             Some(r) => load_segments(r),
             None => load_segments(&sf),
         };
-        let sections = sf.elf_section_table();
-        let symtab = if sf.elf_symbol_table().is_empty() {
-            sf.elf_dynamic_symbol_table()
-        } else {
-            sf.elf_symbol_table()
-        };
-        let strings = symtab.strings();
+        // perf 6.1 `dso__load_sym`: `.symtab`, fixed up; then `.dynsym` into the same table,
+        // fixed up again. A symbol in a section that does not exist ends a pass with an error
+        // (`elf_getscn` fails): what was inserted stays, unfixed, and the load reports failure.
         let mut c = Vec::new();
-        for sym in symtab.symbols().iter().skip(1) {
-            let ty = sym.st_type();
-            let shndx = sym.st_shndx(e);
-            if sym.st_name(e) == 0 || shndx == elf::SHN_UNDEF {
-                continue;
+        let mut failed = false;
+        if !sf.elf_symbol_table().is_empty() {
+            failed = elf_pass(&sf, sf.elf_symbol_table(), &loads, &mut c);
+            c.sort_by_key(|s| s.start);
+            if !failed && !c.is_empty() {
+                fixup_end(&mut c, false);
+                c = fixup_duplicate(c, true);
             }
-            let size = sym.st_size(e);
-            let is_label = ty == elf::STT_NOTYPE && shndx != elf::SHN_ABS && size == 0;
-            let kept = matches!(ty, elf::STT_FUNC | elf::STT_GNU_IFUNC | elf::STT_OBJECT);
-            if !is_label && !kept {
-                continue;
-            }
-            let Some(index) = shndx.index() else { continue };
-            let Ok(sec) = sections.section(object::SectionIndex(usize::from(index))) else {
-                continue;
-            };
-            if sec.sh_flags(e).0 & elf::SHF_ALLOC.0 == 0 {
-                continue;
-            }
-            if is_label {
-                let name = sections.section_name(e, sec).unwrap_or(b"");
-                if !name.windows(4).any(|w| w == b"text") {
-                    continue;
-                }
-            }
-            let Ok(name) = sym.name(e, strings) else {
-                continue;
-            };
-            let value = sym.st_value(e);
-            let Some(&(va, off, _)) = loads
-                .iter()
-                .find(|(va, _, mem)| value >= *va && value - va < *mem)
-            else {
-                continue;
-            };
-            let start = value - va + off;
-            c.push(Candidate {
-                start,
-                end: start + size,
-                bind: sym.st_bind().0,
-                name: String::from_utf8_lossy(name).into_owned(),
-            });
         }
-        Some(SymbolMap::build(c, false, true))
+        // A debug file's `.dynsym` is NOBITS: libelf hands perf no symbols from it.
+        let dynsym_nobits = sf
+            .elf_section_table()
+            .section_by_name(sf.endian(), b".dynsym")
+            .is_some_and(|(_, h)| h.sh_type(sf.endian()) == elf::SHT_NOBITS);
+        if !failed && !dynsym_nobits {
+            let mut d = Vec::new();
+            failed = elf_pass(&sf, sf.elf_dynamic_symbol_table(), &loads, &mut d);
+            let added = !d.is_empty();
+            c.extend(d);
+            c.sort_by_key(|s| s.start);
+            if !failed && added {
+                fixup_end(&mut c, false);
+                c = fixup_duplicate(c, true);
+            }
+        }
+        let mut m = SymbolMap::from_fixed(c, true);
+        m.load_failed = failed;
+        Some(m)
     }
+}
+
+/// One pass of `dso__load_sym_internal` over `table`, appending candidates; true when it
+/// stopped at a symbol whose section does not exist.
+fn elf_pass(
+    sf: &ElfFile64<'_, Endianness>,
+    table: &object::read::elf::SymbolTable<'_, object::elf::FileHeader64<Endianness>>,
+    loads: &[(u64, u64, u64)],
+    c: &mut Vec<Candidate>,
+) -> bool {
+    let e = sf.endian();
+    let sections = sf.elf_section_table();
+    let strings = table.strings();
+    for sym in table.symbols().iter().skip(1) {
+        let ty = sym.st_type();
+        let shndx = sym.st_shndx(e);
+        if sym.st_name(e) == 0 || shndx == elf::SHN_UNDEF {
+            continue;
+        }
+        let size = sym.st_size(e);
+        let is_label = ty == elf::STT_NOTYPE && shndx != elf::SHN_ABS && size == 0;
+        let kept = matches!(ty, elf::STT_FUNC | elf::STT_GNU_IFUNC | elf::STT_OBJECT);
+        if !is_label && !kept {
+            continue;
+        }
+        // Reserved indexes (SHN_ABS version symbols such as glibc's `GLIBC_2.8`) are passed
+        // over; an ordinary index past the section table stops the pass, as perf's failing
+        // `elf_getscn` does (librustc_driver's `.dynsym` has one, index 48 of 44).
+        let Some(index) = shndx.index() else { continue };
+        let Ok(sec) = sections.section(object::SectionIndex(usize::from(index))) else {
+            return true;
+        };
+        if sec.sh_flags(e).0 & elf::SHF_ALLOC.0 == 0 {
+            continue;
+        }
+        if is_label {
+            let name = sections.section_name(e, sec).unwrap_or(b"");
+            if !name.windows(4).any(|w| w == b"text") {
+                continue;
+            }
+        }
+        let Ok(name) = sym.name(e, strings) else {
+            continue;
+        };
+        let value = sym.st_value(e);
+        let Some(&(va, off, _)) = loads
+            .iter()
+            .find(|(va, _, mem)| value >= *va && value - va < *mem)
+        else {
+            continue;
+        };
+        let start = value - va + off;
+        c.push(Candidate {
+            start,
+            end: start + size,
+            bind: sym.st_bind().0,
+            name: String::from_utf8_lossy(name).into_owned(),
+        });
+    }
+    false
 }
 
 /// `PT_LOAD` segments as (p_vaddr, p_offset, p_memsz).
