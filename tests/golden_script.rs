@@ -496,3 +496,86 @@ fn cut_short_file_reads_to_the_last_whole_record() {
         assert!(whole.contains(l), "{l:?} is not in the whole file's output");
     }
 }
+
+/// A real recording (tracepoints with callchains, cpu-clock, probes' formats) for fuzzing.
+fn fuzz_input() -> Option<&'static [u8]> {
+    static BYTES: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    BYTES
+        .get_or_init(|| {
+            if !live_or_skip(
+                "golden_script::mutated_real_files_never_panic",
+                Needs::TracefsAndPerf,
+            ) {
+                return None;
+            }
+            let hot = cpu_hot().to_str().unwrap().to_string();
+            let f = record(
+                "fuzz",
+                &[
+                    "-e",
+                    "sched:sched_switch",
+                    "-e",
+                    "cpu-clock",
+                    "-g",
+                    "--",
+                    &hot,
+                    "3",
+                ],
+            );
+            Some(fs::read(f).expect("read recording"))
+        })
+        .as_deref()
+}
+
+/// Replays `bytes` through the library as `rprobe script` does; errors are fine, panics not.
+fn replay(bytes: &[u8]) -> usize {
+    use rprobe::replay::{dso::NoFiles, script, session::Session};
+    let Ok(mut s) = Session::new(bytes, None) else {
+        return 0;
+    };
+    let opts = script::ScriptOptions::default();
+    let Ok(plan) = script::plan(&s.evsels, &opts) else {
+        return 0;
+    };
+    let mut out = Vec::new();
+    let files = NoFiles;
+    let mut w = script::Script::new(&mut out, &s.evsels, plan, opts, &files);
+    let _ = s.run(&mut |m, ev, e| w.event(m, ev, e));
+    let _ = w.flush();
+    drop(w);
+    out.len()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn mutated_real_files_never_panic(
+        cut in 0.0f64..1.0,
+        flips in proptest::collection::vec((0.0f64..1.0, proptest::prelude::any::<u8>()), 0..16),
+        big in proptest::collection::vec(0.0f64..1.0, 0..4),
+    ) {
+        let Some(real) = fuzz_input() else { return Ok(()) };
+        let mut b = real.to_vec();
+        for (at, v) in flips {
+            let i = (at * b.len() as f64) as usize;
+            if let Some(x) = b.get_mut(i) { *x = v; }
+        }
+        // Impossible sizes and offsets: a u64 of all ones somewhere (often a size field).
+        for at in big {
+            let i = ((at * b.len() as f64) as usize) & !7;
+            if i + 8 <= b.len() { b[i..i + 8].copy_from_slice(&[0xff; 8]); }
+        }
+        let n = ((cut * b.len() as f64) as usize).max(1);
+        b.truncate(n);
+        let _ = replay(&b);
+    }
+}
+
+#[test]
+fn the_real_file_replays_in_process() {
+    let Some(real) = fuzz_input() else { return };
+    assert!(
+        replay(real) > 1000,
+        "the unmutated recording prints its samples"
+    );
+}
