@@ -299,6 +299,15 @@ fn uprobe_and_uretprobe_with_arguments() {
     assert!(text.contains("ret=-297"), "{text}");
     assert!(text.contains(" work+0x0 ("), "entry frame: {text}");
     assert_same("uprobe -G", &file, &["-G"]);
+    let j = rprobe_script(&file, &["--json"]);
+    let json = String::from_utf8_lossy(&j.stdout);
+    assert_eq!(json.lines().count(), 12, "{json}");
+    assert!(
+        json.contains("\"id\":3,\"len\":-300,\"name\":\"gamma\"}"),
+        "{json}"
+    );
+    assert!(json.contains("\"ret\":-297}"), "{json}");
+    assert!(json.contains("\"sym\":\"work\",\"off\":0,"), "{json}");
 }
 
 #[test]

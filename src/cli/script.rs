@@ -167,6 +167,7 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
         show_lost: args.show_lost_events,
         callchain: !args.no_callchain,
         home,
+        json: args.json,
         ..ScriptOptions::default()
     };
     let files = MappedFiles;

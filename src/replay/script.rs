@@ -103,6 +103,8 @@ pub struct ScriptOptions {
     pub max_stack: usize,
     /// `$HOME`, where perf's build-id cache (`~/.debug`) is.
     pub home: Option<String>,
+    /// `--json`: one JSON object per event (see [`super::json`]).
+    pub json: bool,
 }
 
 impl Default for ScriptOptions {
@@ -113,6 +115,7 @@ impl Default for ScriptOptions {
             callchain: true,
             max_stack: 127,
             home: None,
+            json: false,
         }
     }
 }
@@ -259,6 +262,9 @@ impl Hasher for FrameHasher {
 
 type FrameCache = HashMap<(u32, u64), Box<[u8]>, BuildHasherDefault<FrameHasher>>;
 
+/// A resolved frame: the address as perf prints it, symbol and offset, DSO name.
+pub type Frame = (u64, Option<(Box<str>, u64)>, Option<Box<str>>);
+
 /// The sample fields of the line start.
 #[derive(Debug, Clone, Copy)]
 struct Head {
@@ -397,6 +403,11 @@ impl<'f, W: Write> Script<'f, W> {
     /// Handle one delivered event.
     pub fn event(&mut self, m: &mut Machine, evsels: &[Evsel], e: Event<'_>) -> io::Result<()> {
         match e {
+            Event::Sample { evsel, sample, .. } if self.opts.json => {
+                let mut out = std::mem::take(&mut self.out);
+                super::json::sample(self, m, &evsels[evsel], evsel, &sample, &mut out);
+                self.out = out;
+            }
             Event::Sample {
                 evsel,
                 sample,
@@ -565,6 +576,63 @@ impl<'f, W: Write> Script<'f, W> {
         self.out.extend_from_slice(b"PERF_RECORD_LOST lost ");
         push_u64(&mut self.out, lost);
         self.out.push(b'\n');
+    }
+
+    /// The frames of a sample as (address as perf prints it, symbol and offset, DSO name),
+    /// following the callchain rules above; for JSON.
+    pub fn frames(
+        &mut self,
+        m: &mut Machine,
+        maps: usize,
+        s: &crate::perf::reader::records::Sample<'_>,
+    ) -> Vec<Frame> {
+        let mut cpumode = misc::USER;
+        let mut v = Vec::new();
+        for ip in s.callchain_ips() {
+            if v.len() >= self.opts.max_stack {
+                break;
+            }
+            if ip >= context::MAX {
+                cpumode = match ip {
+                    context::HV => misc::HYPERVISOR,
+                    context::KERNEL => misc::KERNEL,
+                    context::USER => misc::USER,
+                    _ => return Vec::new(),
+                };
+                continue;
+            }
+            let r = self.resolve(m, maps, cpumode, ip);
+            let sym = self.symbol(m, &r);
+            let dso = r
+                .map
+                .and_then(|mp| m.dsos.get(mp.dso as usize))
+                .map(|d| d.name.clone());
+            v.push((r.addr, sym, dso));
+        }
+        v
+    }
+
+    /// The tracepoint text of a raw record (`trace`).
+    pub fn trace_text(&self, m: &Machine, evsel: usize, raw: &[u8], out: &mut Vec<u8>) {
+        let ksyms = self.kernel_syms(m);
+        self.trace.render(evsel, raw, &ksyms, out);
+    }
+
+    fn symbol(&self, m: &mut Machine, r: &Resolved) -> Option<(Box<str>, u64)> {
+        let mp = r.map?;
+        let kernel = m
+            .dsos
+            .get(mp.dso as usize)
+            .is_some_and(|d| d.kind == super::dso::DsoKind::Kernel);
+        let lookup = if kernel {
+            r.addr.wrapping_add(m.kernel_delta)
+        } else {
+            r.addr
+        };
+        let home = self.opts.home.as_deref();
+        let d = m.dsos.get_mut(mp.dso as usize)?;
+        let s = d.symbols_for_lookup(self.files, home)?.find(lookup)?;
+        Some((Box::<str>::from(s.name()), lookup - s.start))
     }
 
     /// thread__find_map + map_ip.
