@@ -14,6 +14,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod perf;
 pub mod probes;
+pub mod replay;
 #[cfg(target_os = "linux")]
 pub mod sys;
 pub mod tracefs;

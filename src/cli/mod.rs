@@ -12,6 +12,7 @@ mod funcs;
 mod list;
 mod record;
 mod sdt;
+mod script;
 mod vars;
 
 use clap::{Parser, Subcommand};
@@ -27,7 +28,8 @@ Examples:
   rprobe del 'probe_bash:*'
   rprobe funcs -x /bin/bash 'read*'
   rprobe vars vfs_read                                   variables a probe can read
-  rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library";
+  rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library
+  rprobe script -i perf.data                             replay as `perf script` prints it";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -50,6 +52,7 @@ enum Command {
     Vars(vars::VarsArgs),
     Record(record::RecordArgs),
     Sdt(sdt::SdtArgs),
+    Script(script::ScriptArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -72,6 +75,7 @@ pub fn main() -> i32 {
         Command::Vars(a) => vars::run(&a, &mut out),
         Command::Record(a) => record::run(&a, &mut out),
         Command::Sdt(a) => sdt::run(&a, &mut out),
+        Command::Script(a) => script::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

@@ -14,3 +14,4 @@ pub mod stream;
 pub mod synth;
 pub mod tracing_data;
 pub mod writer;
+pub mod reader;

@@ -43,7 +43,8 @@ pub struct EventFormat {
     pub id: u32,
     /// Common fields then the event's own fields, in file order; see [`FormatField::common`].
     pub fields: Vec<FormatField>,
-    /// The text after `print fmt: `, verbatim.
+    /// The text after `print fmt: `, verbatim, up to the end of the file (without the final
+    /// newline): a print fmt can span lines.
     pub print_fmt: String,
 }
 
@@ -157,7 +158,8 @@ pub fn parse_format(text: &str) -> Result<EventFormat, FormatError> {
     let mut in_common = true;
     let mut fields = Vec::new();
     let mut print_fmt = None;
-    for (index, raw) in text.lines().enumerate() {
+    let mut lines = text.lines().enumerate();
+    while let Some((index, raw)) = lines.next() {
         let number = index + 1;
         let line = raw.trim();
         if let Some(rest) = raw.strip_prefix("name:") {
@@ -172,7 +174,14 @@ pub fn parse_format(text: &str) -> Result<EventFormat, FormatError> {
         } else if raw.trim_end() == "format:" {
             seen_format = true;
         } else if let Some(rest) = raw.strip_prefix("print fmt:") {
-            print_fmt = Some(rest.strip_prefix(' ').unwrap_or(rest).to_owned());
+            // The print fmt is the last part of the file and may span lines: a few kernel
+            // formats have a raw newline inside their string (ext4_fc_stats, ext4_fsmap_*).
+            let mut fmt = rest.strip_prefix(' ').unwrap_or(rest).to_owned();
+            for (_, more) in lines.by_ref() {
+                fmt.push('\n');
+                fmt.push_str(more);
+            }
+            print_fmt = Some(fmt);
         } else if line.starts_with("field:") || line.starts_with("field special:") {
             let mut field = parse_field_line(line).map_err(|reason| FormatError::BadField {
                 line: number,
@@ -363,6 +372,14 @@ mod tests {
         assert_eq!(field(&g, "ch").size, 1);
         assert_eq!(field(&g, "u").offset, 21);
         assert!(g.print_fmt.contains("ch='%c'"));
+    }
+
+    #[test]
+    fn print_fmt_with_a_newline_inside_its_string() {
+        // ext4:ext4_fsmap_high_key on Linux 6.18 (abridged).
+        let text = "name: e\nID: 1\nformat:\n\tfield:u32 agno;\toffset:8;\tsize:4;\tsigned:0;\n\nprint fmt: \"agno %u owner\n\", REC->agno\n";
+        let f = parse_format(text).expect("parses");
+        assert_eq!(f.print_fmt, "\"agno %u owner\n\", REC->agno");
     }
 
     #[test]

@@ -1,0 +1,508 @@
+//! Symbol tables as perf 6.1 builds them, so that `sym+off` agrees with `perf script`.
+//!
+//! **ELF** (`util/symbol-elf.c: dso__load_sym`): `.symtab` of the best file (see
+//! [`crate::replay::dso`]), else `.dynsym`; functions (`STT_FUNC`, `STT_GNU_IFUNC`), objects
+//! and zero-size `STT_NOTYPE` labels in `*text*` sections, with a name, defined, in an
+//! `SHF_ALLOC` section. Names are kept as stored, so `.symtab` version suffixes stay
+//! (`sched_setaffinity@@GLIBC_2.3.4` is what perf prints), then demangled. Addresses are
+//! turned into file offsets with the `PT_LOAD` that holds them (`st_value - p_vaddr +
+//! p_offset`, perf's `adjust_symbols` for user DSOs), so a map-relative address
+//! (`ip - map.start + map.pgoff`) is looked up directly. Then perf's two fix-ups:
+//! `symbols__fixup_end` (a zero-size symbol ends where the next one starts; the last one at
+//! the next page boundary + 4096) and `symbols__fixup_duplicate` (of symbols at the same
+//! address keep one: non-zero size, then not weak, then global, then fewer leading
+//! underscores, then the longer name, then the first).
+//!
+//! **kallsyms** (`util/symbol.c: dso__load_kallsyms`): types `T t W w D d B b`, every symbol
+//! zero-sized and ended by the next; the duplicate pass runs after the end pass, so of
+//! symbols at one address the last listed is kept (the others are empty).
+
+use object::elf;
+use object::read::elf::{ElfFile64, ProgramHeader, SectionHeader, Sym};
+use object::{Endianness, Object};
+
+/// One symbol: `[start, end)` in the table's address space (file offsets for ELF, kernel
+/// addresses for kallsyms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// The name as stored.
+    pub raw: Box<str>,
+    /// Whether to demangle `raw` for display.
+    demangle: bool,
+    /// The display name, demangled on first use (a big C++ library has 10^5 symbols; a
+    /// profile touches a few hundred).
+    shown: std::cell::OnceCell<Box<str>>,
+}
+
+impl Symbol {
+    /// The name perf prints (demangled).
+    pub fn name(&self) -> &str {
+        if !self.demangle {
+            return &self.raw;
+        }
+        self.shown
+            .get_or_init(|| perf_demangle(&self.raw).into_boxed_str())
+    }
+}
+
+/// A name as perf 6.1 shows it: `bfd_demangle(name, DMGL_NO_OPTS)`, i.e. C++ without
+/// parameters, return types or clone suffixes (`llvm::EVT::getEVT`), Rust without the hash
+/// (`core::fmt::write`, `<T as Trait>::f`); anything else unchanged.
+pub fn perf_demangle(name: &str) -> String {
+    // Rust names never hold '.', so one starts a compiler suffix (`.llvm.123`, BOLT's
+    // `.warm`), which libiberty drops.
+    let rust = if name.starts_with("_R") || name.starts_with("_ZN") {
+        name.split('.').next().unwrap_or(name)
+    } else {
+        name
+    };
+    if let Ok(d) = rustc_demangle::try_demangle(rust) {
+        return format!("{d:#}");
+    }
+    if name.starts_with("_Z") {
+        let opts = cpp_demangle::DemangleOptions::new()
+            .no_params()
+            .no_return_type();
+        if let Ok(sym) = cpp_demangle::Symbol::new(name) {
+            if let Ok(s) = sym.demangle_with_options(&opts) {
+                return s;
+            }
+        }
+    }
+    name.to_string()
+}
+
+/// A sorted table of non-duplicate symbols.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SymbolMap {
+    syms: Vec<Symbol>,
+    /// perf's load reported an error (see [`SymbolMap::from_elf`]): the lookup that loaded
+    /// the table finds nothing (perf's `map__load` fails once), later ones use what loaded.
+    pub load_failed: bool,
+}
+
+/// A symbol before the fix-ups.
+struct Candidate {
+    start: u64,
+    end: u64,
+    bind: u8,
+    name: String,
+}
+
+const STB_GLOBAL: u8 = 1;
+const STB_WEAK: u8 = 2;
+
+fn underscores(s: &str) -> usize {
+    s.bytes().take_while(|&b| b == b'_').count()
+}
+
+/// perf's `choose_best_symbol`: true when `a` is kept over `b`. Names compare as displayed
+/// (perf demangles before inserting).
+fn keep_first(a: &Candidate, b: &Candidate, demangle: bool) -> bool {
+    let (la, lb) = (a.end - a.start, b.end - b.start);
+    if lb == 0 && la > 0 {
+        return true;
+    }
+    if la == 0 && lb > 0 {
+        return false;
+    }
+    let (wa, wb) = (a.bind == STB_WEAK, b.bind == STB_WEAK);
+    if wb && !wa {
+        return true;
+    }
+    if wa && !wb {
+        return false;
+    }
+    let (ga, gb) = (a.bind == STB_GLOBAL, b.bind == STB_GLOBAL);
+    if ga && !gb {
+        return true;
+    }
+    if gb && !ga {
+        return false;
+    }
+    fn shown(c: &Candidate, demangle: bool) -> std::borrow::Cow<'_, str> {
+        if demangle {
+            std::borrow::Cow::Owned(perf_demangle(&c.name))
+        } else {
+            std::borrow::Cow::Borrowed(c.name.as_str())
+        }
+    }
+    let (na, nb) = (shown(a, demangle), shown(b, demangle));
+    let (ua, ub) = (underscores(&na), underscores(&nb));
+    if ub > ua {
+        return true;
+    }
+    if ua > ub {
+        return false;
+    }
+    na.len() >= nb.len()
+}
+
+/// `symbols__fixup_end`.
+fn fixup_end(c: &mut [Candidate], kallsyms: bool) {
+    let is_mod = |n: &str| n.contains('[');
+    for i in 1..c.len() {
+        let next_start = c[i].start;
+        let next_mod = is_mod(&c[i].name);
+        let prev = &mut c[i - 1];
+        if prev.end == prev.start {
+            if kallsyms && is_mod(&prev.name) != next_mod {
+                prev.end = (prev.end + 4096).div_ceil(4096) * 4096;
+            } else {
+                prev.end = next_start;
+            }
+        }
+    }
+    if let Some(last) = c.last_mut() {
+        if last.end == last.start {
+            last.end = last.start.div_ceil(4096) * 4096 + 4096;
+        }
+    }
+}
+
+/// `symbols__fixup_duplicate` over candidates sorted by start (stable).
+fn fixup_duplicate(c: Vec<Candidate>, demangle: bool) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::with_capacity(c.len());
+    for next in c {
+        match out.last() {
+            Some(curr) if curr.start == next.start => {
+                if !keep_first(curr, &next, demangle) {
+                    out.pop();
+                    out.push(next);
+                }
+            }
+            _ => out.push(next),
+        }
+    }
+    out
+}
+
+impl SymbolMap {
+    fn build(mut c: Vec<Candidate>, kallsyms: bool, demangle: bool) -> SymbolMap {
+        c.sort_by_key(|s| s.start);
+        fixup_end(&mut c, kallsyms);
+        let c = fixup_duplicate(c, demangle);
+        SymbolMap::from_fixed(c, demangle)
+    }
+
+    fn from_fixed(c: Vec<Candidate>, demangle: bool) -> SymbolMap {
+        let syms = c
+            .into_iter()
+            .map(|s| Symbol {
+                start: s.start,
+                end: s.end,
+                raw: s.name.into_boxed_str(),
+                demangle,
+                shown: std::cell::OnceCell::new(),
+            })
+            .collect();
+        SymbolMap {
+            syms,
+            load_failed: false,
+        }
+    }
+
+    /// The symbol holding `addr`: the one with the nearest start, and of several with that
+    /// start (left by a failed load) the first inserted, which perf's rb-tree meets first.
+    pub fn find(&self, addr: u64) -> Option<&Symbol> {
+        let i = self.syms.partition_point(|s| s.start <= addr);
+        let nearest = self.syms[..i].last()?.start;
+        let j = self.syms[..i].partition_point(|s| s.start < nearest);
+        if let Some(s) = self.syms[j..i].iter().find(|s| addr < s.end) {
+            return Some(s);
+        }
+        // An enclosing bigger symbol before it otherwise.
+        self.syms[..j].iter().rev().take(4).find(|s| addr < s.end)
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        self.syms.len()
+    }
+
+    /// No symbols.
+    pub fn is_empty(&self) -> bool {
+        self.syms.is_empty()
+    }
+
+    /// The symbols, sorted by start.
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.syms
+    }
+
+    // ffffffff82265908 T __schedule
+    /// The kernel's symbols from kallsyms text (module symbols included, `[mod]` kept apart).
+    pub fn from_kallsyms(text: &str) -> SymbolMap {
+        let mut c = Vec::new();
+        for line in text.lines() {
+            let mut it = line.split_ascii_whitespace();
+            let (Some(addr), Some(ty), Some(name)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            let t = ty.as_bytes().first().copied().unwrap_or(b'?');
+            if !matches!(t.to_ascii_uppercase(), b'T' | b'W' | b'D' | b'B') || name.starts_with('$')
+            {
+                continue;
+            }
+            let bind = if t == b'W' {
+                STB_WEAK
+            } else if t.is_ascii_uppercase() {
+                STB_GLOBAL
+            } else {
+                0
+            };
+            let name = match it.next() {
+                Some(m) if m.starts_with('[') => format!("{name}\t{m}"),
+                _ => name.to_string(),
+            };
+            c.push(Candidate {
+                start: addr,
+                end: addr,
+                bind,
+                name,
+            });
+        }
+        let mut m = SymbolMap::build(c, true, false);
+        for s in &mut m.syms {
+            if let Some((n, _)) = s.raw.split_once('\t') {
+                s.raw = n.into();
+            }
+        }
+        m
+    }
+
+    /// The symbols of an ELF file: from `symfile` (the file with the best symbol table, e.g.
+    /// a debug file), with program headers from `runtime` (the mapped binary itself).
+    /// `None` when `symfile` is not a 64-bit ELF file.
+    pub fn from_elf(symfile: &[u8], runtime: &[u8]) -> Option<SymbolMap> {
+        let sf = ElfFile64::<Endianness>::parse(symfile).ok()?;
+        let rt = ElfFile64::<Endianness>::parse(runtime).ok();
+        let loads: Vec<(u64, u64, u64)> = match &rt {
+            Some(r) => load_segments(r),
+            None => load_segments(&sf),
+        };
+        // perf 6.1 `dso__load_sym`: `.symtab`, fixed up; then `.dynsym` into the same table,
+        // fixed up again. A symbol in a section that does not exist ends a pass with an error
+        // (`elf_getscn` fails): what was inserted stays, unfixed, and the load reports failure.
+        let mut c = Vec::new();
+        let mut failed = false;
+        if !sf.elf_symbol_table().is_empty() {
+            failed = elf_pass(&sf, sf.elf_symbol_table(), &loads, &mut c);
+            c.sort_by_key(|s| s.start);
+            if !failed && !c.is_empty() {
+                fixup_end(&mut c, false);
+                c = fixup_duplicate(c, true);
+            }
+        }
+        // A debug file's `.dynsym` is NOBITS: libelf hands perf no symbols from it.
+        let dynsym_nobits = sf
+            .elf_section_table()
+            .section_by_name(sf.endian(), b".dynsym")
+            .is_some_and(|(_, h)| h.sh_type(sf.endian()) == elf::SHT_NOBITS);
+        if !failed && !dynsym_nobits {
+            let mut d = Vec::new();
+            failed = elf_pass(&sf, sf.elf_dynamic_symbol_table(), &loads, &mut d);
+            let added = !d.is_empty();
+            c.extend(d);
+            c.sort_by_key(|s| s.start);
+            if !failed && added {
+                fixup_end(&mut c, false);
+                c = fixup_duplicate(c, true);
+            }
+        }
+        let mut m = SymbolMap::from_fixed(c, true);
+        m.load_failed = failed;
+        Some(m)
+    }
+}
+
+/// One pass of `dso__load_sym_internal` over `table`, appending candidates; true when it
+/// stopped at a symbol whose section does not exist.
+fn elf_pass(
+    sf: &ElfFile64<'_, Endianness>,
+    table: &object::read::elf::SymbolTable<'_, object::elf::FileHeader64<Endianness>>,
+    loads: &[(u64, u64, u64)],
+    c: &mut Vec<Candidate>,
+) -> bool {
+    let e = sf.endian();
+    let sections = sf.elf_section_table();
+    let strings = table.strings();
+    for sym in table.symbols().iter().skip(1) {
+        let ty = sym.st_type();
+        let shndx = sym.st_shndx(e);
+        if sym.st_name(e) == 0 || shndx == elf::SHN_UNDEF {
+            continue;
+        }
+        let size = sym.st_size(e);
+        let is_label = ty == elf::STT_NOTYPE && shndx != elf::SHN_ABS && size == 0;
+        let kept = matches!(ty, elf::STT_FUNC | elf::STT_GNU_IFUNC | elf::STT_OBJECT);
+        if !is_label && !kept {
+            continue;
+        }
+        // Reserved indexes (SHN_ABS version symbols such as glibc's `GLIBC_2.8`) are passed
+        // over; an ordinary index past the section table stops the pass, as perf's failing
+        // `elf_getscn` does (librustc_driver's `.dynsym` has one, index 48 of 44).
+        let Some(index) = shndx.index() else { continue };
+        let Ok(sec) = sections.section(object::SectionIndex(usize::from(index))) else {
+            return true;
+        };
+        if sec.sh_flags(e).0 & elf::SHF_ALLOC.0 == 0 {
+            continue;
+        }
+        if is_label {
+            let name = sections.section_name(e, sec).unwrap_or(b"");
+            if !name.windows(4).any(|w| w == b"text") {
+                continue;
+            }
+        }
+        let Ok(name) = sym.name(e, strings) else {
+            continue;
+        };
+        let value = sym.st_value(e);
+        let Some(&(va, off, _)) = loads
+            .iter()
+            .find(|(va, _, mem)| value >= *va && value - va < *mem)
+        else {
+            continue;
+        };
+        let start = value - va + off;
+        c.push(Candidate {
+            start,
+            end: start + size,
+            bind: sym.st_bind().0,
+            name: String::from_utf8_lossy(name).into_owned(),
+        });
+    }
+    false
+}
+
+/// `PT_LOAD` segments as (p_vaddr, p_offset, p_memsz).
+fn load_segments(f: &ElfFile64<'_, Endianness>) -> Vec<(u64, u64, u64)> {
+    let e = f.endian();
+    f.elf_program_headers()
+        .iter()
+        .filter(|p| p.p_type(e) == elf::PT_LOAD)
+        .map(|p| (p.p_vaddr(e), p.p_offset(e), p.p_memsz(e)))
+        .collect()
+}
+
+/// Whether an ELF image has a non-empty `.symtab`.
+pub fn has_symtab(data: &[u8]) -> bool {
+    ElfFile64::<Endianness>::parse(data).is_ok_and(|f| !f.elf_symbol_table().is_empty())
+}
+
+/// The `.note.gnu.build-id` of an ELF image.
+pub fn build_id(data: &[u8]) -> Option<Vec<u8>> {
+    let f = ElfFile64::<Endianness>::parse(data).ok()?;
+    f.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+/// The `.gnu_debuglink` file name of an ELF image.
+pub fn debuglink(data: &[u8]) -> Option<String> {
+    let f = ElfFile64::<Endianness>::parse(data).ok()?;
+    let (name, _crc) = f.gnu_debuglink().ok().flatten()?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kallsyms_keeps_the_last_alias_and_ends_at_the_next() {
+        let m = SymbolMap::from_kallsyms(
+            "ffffffff81000000 T _text\nffffffff81000000 T startup_64\n\
+             ffffffff81000100 t secondary\nffffffff81000200 r rodata_thing\n\
+             ffffffff81000300 W weakfn\nffffffff81000400 A absolute\n",
+        );
+        let names: Vec<&str> = m.symbols().iter().map(|s| s.name()).collect();
+        assert_eq!(names, vec!["startup_64", "secondary", "weakfn"]);
+        assert_eq!(
+            m.find(0xffffffff810000ff).map(|s| s.name()),
+            Some("startup_64")
+        );
+        assert_eq!(
+            m.find(0xffffffff81000250).map(|s| s.name()),
+            Some("secondary")
+        );
+        // The last symbol ends a page after its page.
+        assert_eq!(m.symbols()[2].end, 0xffffffff81001000 + 4096);
+        assert_eq!(m.find(0xffffffff80ffffff), None);
+    }
+
+    #[test]
+    fn duplicates_follow_perf() {
+        let c = |start, end, bind, name: &str| Candidate {
+            start,
+            end,
+            bind,
+            name: name.into(),
+        };
+        // libc's write: locals beat weak ones, then the longest name.
+        let m = SymbolMap::build(
+            vec![
+                c(0x100, 0x19d, 0, "__GI___write"),
+                c(0x100, 0x19d, STB_WEAK, "__write"),
+                c(0x100, 0x19d, 0, "__GI___libc_write"),
+                c(0x100, 0x19d, 0, "__libc_write"),
+                c(0x100, 0x19d, STB_WEAK, "write"),
+            ],
+            false,
+            false,
+        );
+        assert_eq!(m.find(0x150).unwrap().name(), "__GI___libc_write");
+        // A global beats locals with fewer underscores.
+        let m = SymbolMap::build(
+            vec![
+                c(0x200, 0x222, 0, "__GI___sched_setaffinity_new"),
+                c(0x200, 0x222, STB_GLOBAL, "sched_setaffinity@@GLIBC_2.3.4"),
+            ],
+            false,
+            false,
+        );
+        assert_eq!(
+            m.find(0x207).unwrap().name(),
+            "sched_setaffinity@@GLIBC_2.3.4"
+        );
+    }
+
+    #[test]
+    fn demangled_as_perf_shows_them() {
+        assert_eq!(
+            perf_demangle("_ZN4llvm3EVT6getEVTEPNS_4TypeEb"),
+            "llvm::EVT::getEVT"
+        );
+        assert_eq!(
+            perf_demangle("_ZN12_GLOBAL__N_111X86FastISelD2Ev.llvm.16963785926101038422"),
+            "(anonymous namespace)::X86FastISel::~X86FastISel"
+        );
+        assert_eq!(
+            perf_demangle("_ZN4core3fmt5write17h0123456789abcdefE"),
+            "core::fmt::write"
+        );
+        assert_eq!(perf_demangle("malloc"), "malloc");
+        assert_eq!(
+            perf_demangle("_RNvMs3_NtNtCsdadwybgsbvk_12rustc_middle2ty7contextNtB5_13CtxtInterners16intern_predicate.warm"),
+            "<rustc_middle::ty::context::CtxtInterners>::intern_predicate"
+        );
+    }
+
+    #[test]
+    fn own_binary_symbols_are_file_offsets() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let m = SymbolMap::from_elf(&exe, &exe).expect("elf");
+        assert!(m.len() > 100);
+        let t = crate::elf::parse_functions(&exe).unwrap();
+        let main = t.find_by_name("main").next().unwrap();
+        let off = main.file_offset.unwrap();
+        assert_eq!(m.find(off).map(|s| s.name()), Some("main"));
+        assert!(SymbolMap::from_elf(b"junk", b"junk").is_none());
+    }
+}
