@@ -473,10 +473,8 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         scope_pids = Vec::new();
     }
     let command_mode = !args.command.is_empty();
-    if command_mode && (args.pid.is_some() || args.tid.is_some() || args.all_cpus) {
-        bail!(
-            "a command cannot be combined with -a, -p or -t; record it alone, or drop the command"
-        );
+    if command_mode && (args.pid.is_some() || args.tid.is_some()) {
+        bail!("a command cannot be combined with -p or -t; record it alone (or with -a for the whole system while it runs)");
     }
 
     let signals = Signals::install().context("cannot set up signal handling")?;
@@ -489,7 +487,9 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     } else {
         None
     };
+    // -a with a command records the whole system while the command runs, as perf does.
     let scope = match (&child, args.pid.is_some() || args.tid.is_some()) {
+        (Some(_), _) if args.all_cpus => Scope::AllCpus,
         (Some(c), _) => Scope::Command(c.pid),
         (None, true) => Scope::Tasks(threads.clone()),
         (None, false) => Scope::AllCpus,
@@ -560,6 +560,9 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
 
     // Start.
     let start = Instant::now();
+    if matches!(scope, Scope::AllCpus) {
+        recorder.enable().context("cannot enable the events")?;
+    }
     match &mut child {
         Some(c) => c.go(&args.command[0]).map_err(|e| {
             anyhow!(
@@ -568,6 +571,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
                 e.source
             )
         })?,
+        None if matches!(scope, Scope::AllCpus) => {}
         None => recorder.enable().context("cannot enable the events")?,
     }
     let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));
