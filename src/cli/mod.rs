@@ -11,8 +11,8 @@ mod env;
 mod funcs;
 mod list;
 mod record;
-mod sdt;
 mod script;
+mod sdt;
 mod vars;
 
 use clap::{Parser, Subcommand};

@@ -7,6 +7,7 @@
 
 pub mod abi;
 pub mod attr;
+pub mod reader;
 #[cfg(target_os = "linux")]
 pub mod recorder;
 pub mod ring;
@@ -14,4 +15,3 @@ pub mod stream;
 pub mod synth;
 pub mod tracing_data;
 pub mod writer;
-pub mod reader;

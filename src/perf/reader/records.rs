@@ -48,6 +48,12 @@ pub struct Sample<'a> {
     pub callchain: Option<&'a [u8]>,
     /// `PERF_SAMPLE_RAW`: the tracepoint record (its `size` bytes, padding included).
     pub raw: Option<&'a [u8]>,
+    /// `PERF_SAMPLE_REGS_USER`: the ABI (0 none, 1 32-bit, 2 64-bit) and the registers of
+    /// `attr.sample_regs_user`, in mask bit order (8 bytes each).
+    pub regs_user: Option<(u64, &'a [u8])>,
+    /// `PERF_SAMPLE_STACK_USER`: the copied user stack from the sampled `sp` upwards, cut to
+    /// the `dyn_size` bytes the kernel actually filled.
+    pub stack_user: Option<&'a [u8]>,
 }
 
 impl Sample<'_> {
@@ -157,6 +163,27 @@ pub fn parse_sample<'a>(attr: &EventAttr, body: &'a [u8]) -> Option<Sample<'a>> 
     if st & sample::RAW != 0 {
         let n = c.u32()? as usize;
         s.raw = Some(c.bytes(n)?);
+    }
+    if st & sample::BRANCH_STACK != 0 {
+        // u64 nr; perf_branch_entry (24 bytes) × nr. (No hw_idx: perf 6.1 does not set
+        // PERF_SAMPLE_BRANCH_HW_INDEX for what rprobe reads.)
+        let nr = usize::try_from(c.u64()?).ok()?;
+        c.bytes(nr.checked_mul(24)?)?;
+    }
+    if st & sample::REGS_USER != 0 {
+        let abi = c.u64()?;
+        if abi != 0 {
+            let n = attr.sample_regs_user.count_ones() as usize;
+            s.regs_user = Some((abi, c.bytes(n * 8)?));
+        }
+    }
+    if st & sample::STACK_USER != 0 {
+        let size = usize::try_from(c.u64()?).ok()?;
+        if size > 0 {
+            let data = c.bytes(size)?;
+            let dyn_size = usize::try_from(c.u64()?).ok()?;
+            s.stack_user = Some(&data[..dyn_size.min(size)]);
+        }
     }
     Some(s)
 }
