@@ -117,7 +117,9 @@ fn unwinds_what_perf_unwinds() {
                 if name == bin.to_string_lossy() {
                     pid = Some(m.pid);
                 }
-                if m.prot & 4 != 0 && name.starts_with('/') {
+                // Every executable map, [vdso] included (clock_gettime runs there): perf
+                // prints its frames map-relative too.
+                if m.prot & 4 != 0 {
                     maps.push((m.addr, m.addr + m.len, m.pgoff, name));
                 }
             }
@@ -128,7 +130,7 @@ fn unwinds_what_perf_unwinds() {
 
     let mut unwinder = ProcessUnwinder::new();
     let mut files: BTreeMap<String, Arc<dyn Deref<Target = [u8]> + Send + Sync>> = BTreeMap::new();
-    for (start, end, pgoff, name) in &maps {
+    for (start, end, pgoff, name) in maps.iter().filter(|m| m.3.starts_with('/')) {
         let img = files
             .entry(name.clone())
             .or_insert_with(|| Arc::new(std::fs::read(name).unwrap_or_default()))
