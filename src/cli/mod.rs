@@ -8,6 +8,7 @@ mod add;
 mod del;
 mod doctor;
 mod env;
+mod flamegraph;
 mod funcs;
 mod list;
 mod record;
@@ -29,7 +30,8 @@ Examples:
   rprobe funcs -x /bin/bash 'read*'
   rprobe vars vfs_read                                   variables a probe can read
   rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library
-  rprobe script -i perf.data                             replay as `perf script` prints it";
+  rprobe script -i perf.data                             replay as `perf script` prints it
+  rprobe flamegraph -o flame.svg                         stacks as an SVG flame graph";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -53,6 +55,7 @@ enum Command {
     Record(record::RecordArgs),
     Sdt(sdt::SdtArgs),
     Script(script::ScriptArgs),
+    Flamegraph(flamegraph::FlamegraphArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -76,6 +79,7 @@ pub fn main() -> i32 {
         Command::Record(a) => record::run(&a, &mut out),
         Command::Sdt(a) => sdt::run(&a, &mut out),
         Command::Script(a) => script::run(&a, &mut out),
+        Command::Flamegraph(a) => flamegraph::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

@@ -5,6 +5,7 @@
 //! perf 6.1 does it, and the `perf script` writer.
 
 pub mod dso;
+pub mod flame;
 pub mod json;
 pub mod machine;
 pub mod printfmt;
