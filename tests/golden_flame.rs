@@ -177,3 +177,60 @@ fn folded_stacks_equal_inferno_and_the_svg_shows_the_hot_path() {
     assert!(share("leaf") >= 80.0, "leaf {}%", share("leaf"));
     assert!(share("main") >= share("leaf"));
 }
+
+/// The entry lines (`  100.00%   100.00%  comm  dso  [.] sym`) of a report, trimmed, sorted.
+fn report_entries(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn report_entries_equal_perf_report() {
+    if !common::live_or_skip(
+        "golden_flame::report_entries_equal_perf_report",
+        common::Needs::TracefsAndPerf,
+    ) {
+        return;
+    }
+    let fx = common::fixtures();
+    let dir = fx.dir.join("report");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bin = fixture(&dir);
+    let data = dir.join("report.data");
+    perf_record(
+        &fx.perf_home,
+        &data,
+        &["-F", "999", "-g"],
+        &[bin.to_str().expect("utf-8"), "300"],
+    );
+    let d = data.to_str().expect("utf-8");
+    for extra in [&[][..], &["--no-children"][..], &["--sort", "dso,sym"][..]] {
+        let perf = common::perf(&fx.perf_home)
+            .args(["report", "--stdio", "-i", d])
+            .args(extra)
+            .output()
+            .expect("perf report");
+        assert!(perf.status.success(), "{}", common::show_output(&perf));
+        let mut args = vec!["report", "-i", d];
+        args.extend(extra);
+        let ours = common::rprobe(&args);
+        assert!(ours.status.success(), "{}", common::show_output(&ours));
+        let want = report_entries(&String::from_utf8_lossy(&perf.stdout));
+        assert!(!want.is_empty(), "perf report printed no entries");
+        assert_eq!(
+            report_entries(&String::from_utf8_lossy(&ours.stdout)),
+            want,
+            "rprobe report {extra:?}"
+        );
+    }
+}

@@ -107,22 +107,7 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
         let thread = m.findnew(sample.pid, sample.tid);
         let maps = thread.maps;
         let root = folder.root(&thread.comm.clone(), sample.pid, sample.tid);
-        let chain: Vec<u8> = match sample.callchain {
-            Some(c) if !c.is_empty() => c.to_vec(),
-            // No callchain: the sampled ip is the one frame, in the sample's cpumode.
-            _ => {
-                let marker = if misc & misc::CPUMODE_MASK == misc::KERNEL {
-                    context::KERNEL
-                } else {
-                    context::USER
-                };
-                [marker, sample.ip]
-                    .iter()
-                    .flat_map(|v| v.to_ne_bytes())
-                    .collect()
-            }
-        };
-        let key = (maps, chain);
+        let key = (maps, sample_chain(&sample, misc));
         let line = match folded.get(&key) {
             Some(l) => l.clone(),
             None => {
@@ -199,4 +184,23 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
     }
     writer.flush()?;
     Ok(())
+}
+
+/// A sample's callchain bytes, or, without one, a one-frame chain of the sampled ip in the
+/// sample's cpumode (what `perf script` prints on the event line then).
+pub fn sample_chain(sample: &crate::perf::reader::records::Sample<'_>, cpumode: u16) -> Vec<u8> {
+    match sample.callchain {
+        Some(c) if !c.is_empty() => c.to_vec(),
+        _ => {
+            let marker = if cpumode & misc::CPUMODE_MASK == misc::KERNEL {
+                context::KERNEL
+            } else {
+                context::USER
+            };
+            [marker, sample.ip]
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect()
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod flamegraph;
 mod funcs;
 mod list;
 mod record;
+mod report;
 mod script;
 mod sdt;
 mod vars;
@@ -31,7 +32,8 @@ Examples:
   rprobe vars vfs_read                                   variables a probe can read
   rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library
   rprobe script -i perf.data                             replay as `perf script` prints it
-  rprobe flamegraph -o flame.svg                         stacks as an SVG flame graph";
+  rprobe flamegraph -o flame.svg                         stacks as an SVG flame graph
+  rprobe report -g                                       overhead per symbol, with callers";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -56,6 +58,7 @@ enum Command {
     Sdt(sdt::SdtArgs),
     Script(script::ScriptArgs),
     Flamegraph(flamegraph::FlamegraphArgs),
+    Report(report::ReportArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -80,6 +83,7 @@ pub fn main() -> i32 {
         Command::Sdt(a) => sdt::run(&a, &mut out),
         Command::Script(a) => script::run(&a, &mut out),
         Command::Flamegraph(a) => flamegraph::run(&a, &mut out),
+        Command::Report(a) => report::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

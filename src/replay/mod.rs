@@ -9,6 +9,7 @@ pub mod flame;
 pub mod json;
 pub mod machine;
 pub mod printfmt;
+pub mod report;
 pub mod script;
 pub mod session;
 pub mod symbols;
