@@ -273,6 +273,31 @@ fn several_events_in_one_file_and_pid_mode() {
 }
 
 #[test]
+fn tid_mode_follows_the_threads_children() {
+    let Some(_l) = start("live_record::tid_mode_follows_the_threads_children") else {
+        return;
+    };
+    let p = Probes::add(
+        "live_record::tid_mode_follows_the_threads_children",
+        "rectid",
+    );
+    let dir = scratch("tid");
+    let file = dir.path().join("tid.data");
+    let work = format!("{}:work", p.grp);
+    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let mut sh = Command::new("sh")
+        .args(["-c", &format!("sleep 1; {bin} 7")])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sh");
+    let tid = sh.id().to_string();
+    let out = record(&["-e", &work, "-t", &tid, "-o", file.to_str().expect("utf8")]);
+    let _ = sh.wait();
+    assert_eq!(summary(&out), (21, 0));
+    perf_clean(&file, &["report", "--stdio"]);
+}
+
+#[test]
 fn sched_switch_system_wide_with_kernel_frames_and_comms() {
     let Some(_l) = start("live_record::sched_switch_system_wide_with_kernel_frames_and_comms")
     else {
@@ -517,6 +542,65 @@ fn bad_input_fails_cleanly() {
         "{}",
         show_output(&out)
     );
+    // Too many open files: 4 events on every CPU do not fit in 9 descriptors.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 9 && exec {} record -e cpu-clock -e page-faults -e context-switches -a -o lim.data --duration 1",
+            common::rprobe_bin()
+        ))
+        .current_dir(d)
+        .output()
+        .expect("sh");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("too many open files") && err.contains("ulimit -n"),
+        "{}",
+        show_output(&out)
+    );
+    assert!(!d.join("lim.data").exists());
+    // No permission: an unprivileged user (nobody) under perf_event_paranoid >= 1.
+    let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(2);
+    if paranoid >= 1 && Path::new("/usr/bin/setpriv").exists() {
+        let open = tempfile::tempdir().expect("tmp");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                common::rprobe_bin(),
+            ])
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-a",
+                "--duration",
+                "1",
+                "-o",
+                "np.data",
+            ])
+            .current_dir(open.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}", show_output(&out));
+        for w in [
+            "permission denied",
+            &format!("perf_event_paranoid <= 0 (now {paranoid})"),
+            "CAP_PERFMON",
+        ] {
+            assert!(err.contains(w), "lacks {w:?}: {err}");
+        }
+        assert!(!open.path().join("np.data").exists());
+    }
     before.assert_restored("live_record::bad_input_fails_cleanly", &|_| true);
     let leftovers: Vec<PathBuf> = std::fs::read_dir(common::TRACEFS.to_string() + "/instances")
         .map(|d| d.flatten().map(|e| e.path()).collect())

@@ -380,6 +380,8 @@ impl Child {
         let (go_r, go_w) = pipe_cloexec("go-ahead")?;
         let (err_r, err_w) = pipe_cloexec("exec status")?;
         let go_r_fd = go_r.as_raw_fd();
+        let go_w_fd = go_w.as_raw_fd();
+        let err_r_fd = err_r.as_raw_fd();
         let err_w_fd = err_w.as_raw_fd();
         // SAFETY: after fork the child calls only async-signal-safe functions (sigprocmask,
         // read, execvp, write, _exit) on memory prepared before the fork.
@@ -393,6 +395,10 @@ impl Child {
                 let mut empty: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut empty);
                 libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                // Our copies of the parent's ends: with go_w open here, a parent that gives
+                // up (drops go_w without writing) would never make this read return.
+                libc::close(go_w_fd);
+                libc::close(err_r_fd);
                 let mut b = 0u8;
                 let r = libc::read(go_r_fd, &mut b as *mut u8 as *mut libc::c_void, 1);
                 if r == 1 {
