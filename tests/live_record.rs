@@ -298,6 +298,59 @@ fn tid_mode_follows_the_threads_children() {
 }
 
 #[test]
+fn losses_are_counted_exactly() {
+    let Some(_l) = start("live_record::losses_are_counted_exactly") else {
+        return;
+    };
+    let p = Probes::add("live_record::losses_are_counted_exactly", "reclost");
+    let dir = scratch("lost");
+    let file = dir.path().join("lost.data");
+    let work = format!("{}:work", p.grp);
+    let bin = fixtures().o0.to_string_lossy().into_owned();
+    // One page of ring per CPU and 60 000 hits with callchains: the kernel drops records.
+    let out = record(&[
+        "-e",
+        &work,
+        "-g",
+        "-m",
+        "1",
+        "-o",
+        file.to_str().expect("utf8"),
+        "--",
+        &bin,
+        "20000",
+    ]);
+    let (samples, lost) = summary(&out);
+    let out = common::perf(&fixtures().perf_home)
+        .args(["script", "--show-lost-events", "-i"])
+        .arg(&file)
+        .output()
+        .expect("perf");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let in_file: u64 = text
+        .lines()
+        .filter_map(|l| {
+            l.split_once("PERF_RECORD_LOST lost ")?
+                .1
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let hits = text
+        .lines()
+        .filter(|l| l.contains(&format!(" {work}: ")))
+        .count() as u64;
+    assert_eq!(hits, samples);
+    assert_eq!(
+        in_file, lost,
+        "every PERF_RECORD_LOST is in the file and counted"
+    );
+    // Every hit is a sample or a loss.
+    assert_eq!(samples + lost, 60_000, "samples {samples} lost {lost}");
+}
+
+#[test]
 fn sched_switch_system_wide_with_kernel_frames_and_comms() {
     let Some(_l) = start("live_record::sched_switch_system_wide_with_kernel_frames_and_comms")
     else {
@@ -600,6 +653,39 @@ fn bad_input_fails_cleanly() {
             assert!(err.contains(w), "lacks {w:?}: {err}");
         }
         assert!(!open.path().join("np.data").exists());
+        // Its own command it may sample, in user space only (perf's fallback), with a warning.
+        if paranoid == 2 {
+            let out = Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    common::rprobe_bin(),
+                ])
+                .args([
+                    "record",
+                    "-F",
+                    "999",
+                    "-g",
+                    "-o",
+                    "user.data",
+                    "--",
+                    "sh",
+                    "-c",
+                ])
+                .arg("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")
+                .current_dir(open.path())
+                .stdin(Stdio::null())
+                .output()
+                .expect("setpriv");
+            assert!(out.status.success(), "{}", show_output(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("recording user space only"), "{err}");
+            let (samples, _) = summary(&out);
+            assert!(samples > 0);
+            let text = perf_clean(&open.path().join("user.data"), &["script", "-f"]);
+            assert!(!text.contains("[kernel.kallsyms]"), "{text:.1000}");
+        }
     }
     before.assert_restored("live_record::bad_input_fails_cleanly", &|_| true);
     let leftovers: Vec<PathBuf> = std::fs::read_dir(common::TRACEFS.to_string() + "/instances")

@@ -494,21 +494,38 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         (None, true) => Scope::Tasks(threads.clone()),
         (None, false) => Scope::AllCpus,
     };
-    let opts = RecorderOptions {
+    let mut opts = RecorderOptions {
         callchain,
         sampling,
         pages: args.pages,
+        user_only: false,
     };
     let ncpus = recorder::online_cpus().len();
     let fds_needed = (specs.len() + 1) * ncpus * threads.len().max(1);
-    let mut recorder = match Recorder::open(&specs, &scope, &opts) {
-        Ok(r) => r,
-        Err(e) if e.source.errno() == Some(libc::EMFILE) && pe::raise_nofile_limit() => {
-            Recorder::open(&specs, &scope, &opts)
-                .map_err(|e| explain_open(&e, &specs, tracefs.as_ref(), fds_needed))?
+    let mut opened = Recorder::open(&specs, &scope, &opts);
+    if let Err(e) = &opened {
+        let errno = e.source.errno();
+        if errno == Some(libc::EMFILE) && pe::raise_nofile_limit() {
+            opened = Recorder::open(&specs, &scope, &opts);
+        } else if matches!(errno, Some(libc::EACCES) | Some(libc::EPERM))
+            && e.step == OpenStep::Open
+            && !matches!(scope, Scope::AllCpus)
+            && !specs
+                .iter()
+                .any(|s| matches!(s.kind, EventKind::Tracepoint { .. }))
+            && crate::sys::perf_event_paranoid().is_some_and(|p| p >= 2)
+        {
+            // perf's fallback: under perf_event_paranoid 2 a user may sample its own tasks
+            // in user space only.
+            opts.user_only = true;
+            opened = Recorder::open(&specs, &scope, &opts);
+            if opened.is_ok() && !args.quiet {
+                eprintln!("rprobe record: kernel.perf_event_paranoid=2: recording user space only (no kernel samples or frames); CAP_PERFMON or perf_event_paranoid <= 1 records both");
+            }
         }
-        Err(e) => return Err(explain_open(&e, &specs, tracefs.as_ref(), fds_needed)),
-    };
+    }
+    let mut recorder =
+        opened.map_err(|e| explain_open(&e, &specs, tracefs.as_ref(), fds_needed))?;
 
     // Tracepoint formats first, in the data: a killed recorder's file still decodes.
     let tp: Vec<(String, String)> = specs

@@ -62,6 +62,9 @@ pub struct AttrOptions {
     pub inherit: bool,
     /// The command mode: events start at the exec of the parked child.
     pub enable_on_exec: bool,
+    /// User space only (`exclude_kernel`, `exclude_hv`, `exclude_callchain_kernel`): what an
+    /// unprivileged user may sample under `perf_event_paranoid = 2`, perf's fallback too.
+    pub user_only: bool,
 }
 
 /// Software event names as perf spells them, with their config.
@@ -140,6 +143,9 @@ fn base(type_: u32, config: u64, o: &AttrOptions) -> EventAttr {
     if o.enable_on_exec {
         flags |= flag::ENABLE_ON_EXEC;
     }
+    if o.user_only {
+        flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV | flag::EXCLUDE_CALLCHAIN_KERNEL;
+    }
     EventAttr {
         type_,
         size: ATTR_SIZE_VER7,
@@ -205,6 +211,7 @@ mod tests {
         sampling: None,
         inherit: false,
         enable_on_exec: false,
+        user_only: false,
     };
 
     #[test]
@@ -230,6 +237,7 @@ mod tests {
             sampling: Some(Sampling::Freq(999)),
             inherit: true,
             enable_on_exec: true,
+            user_only: false,
         };
         let k = find_builtin("cpu-clock").expect("cpu-clock");
         let a = event_attr(&k, &o);

@@ -51,6 +51,8 @@ pub struct RecorderOptions {
     pub sampling: Option<super::attr::Sampling>,
     /// Data pages per ring buffer (a power of two).
     pub pages: usize,
+    /// User space only (see [`AttrOptions::user_only`]).
+    pub user_only: bool,
 }
 
 /// Which step of opening failed, for the caller's message.
@@ -123,6 +125,7 @@ impl Recorder {
                     sampling: opts.sampling,
                     inherit: false,
                     enable_on_exec: false,
+                    user_only: opts.user_only,
                 },
             ),
             Scope::Tasks(t) => (
@@ -132,6 +135,7 @@ impl Recorder {
                     sampling: opts.sampling,
                     inherit: true,
                     enable_on_exec: false,
+                    user_only: opts.user_only,
                 },
             ),
             Scope::Command(pid) => (
@@ -141,6 +145,7 @@ impl Recorder {
                     sampling: opts.sampling,
                     inherit: true,
                     enable_on_exec: true,
+                    user_only: opts.user_only,
                 },
             ),
         };
