@@ -65,6 +65,9 @@ pub struct AttrOptions {
     /// User space only (`exclude_kernel`, `exclude_hv`, `exclude_callchain_kernel`): what an
     /// unprivileged user may sample under `perf_event_paranoid = 2`, perf's fallback too.
     pub user_only: bool,
+    /// Wake the reader when this many bytes are in the ring (`watermark`); 0 leaves the
+    /// kernel's default of half the ring.
+    pub wakeup_watermark: u32,
 }
 
 /// Software event names as perf spells them, with their config.
@@ -146,6 +149,9 @@ fn base(type_: u32, config: u64, o: &AttrOptions) -> EventAttr {
     if o.user_only {
         flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV | flag::EXCLUDE_CALLCHAIN_KERNEL;
     }
+    if o.wakeup_watermark > 0 {
+        flags |= flag::WATERMARK;
+    }
     EventAttr {
         type_,
         size: ATTR_SIZE_VER7,
@@ -153,6 +159,7 @@ fn base(type_: u32, config: u64, o: &AttrOptions) -> EventAttr {
         sample_period: 1,
         sample_type,
         flags,
+        wakeup: o.wakeup_watermark,
         ..Default::default()
     }
 }
@@ -212,6 +219,7 @@ mod tests {
         inherit: false,
         enable_on_exec: false,
         user_only: false,
+        wakeup_watermark: 0,
     };
 
     #[test]
@@ -238,6 +246,7 @@ mod tests {
             inherit: true,
             enable_on_exec: true,
             user_only: false,
+            wakeup_watermark: 0,
         };
         let k = find_builtin("cpu-clock").expect("cpu-clock");
         let a = event_attr(&k, &o);
