@@ -89,7 +89,7 @@ impl Probes {
         let mut guard = EventGuard::new();
         guard.own_group(&grp);
         let before = Snapshot::take();
-        let bin = fixtures().o0.to_string_lossy().into_owned();
+        let bin = fixture_bin();
         for spec in [
             format!("{grp}:work=work id=%di:s32 len=%si:s64 name=+0(%dx):string"),
             format!("{grp}:add6=add6 a=%di:s64 f=%r9:s64"),
@@ -122,28 +122,54 @@ impl Drop for Probes {
     }
 }
 
-fn start(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !live_or_skip(test, Needs::TracefsAndPerf) {
-        return None;
+/// One live test: the gate, the in-process lock, its probes (if any) and a scratch dir.
+struct Case {
+    probes: Option<Probes>,
+    dir: tempfile::TempDir,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Case {
+    /// `None` (after printing SKIP) when the test cannot run here.
+    fn start(name: &str, probe_tag: Option<&str>, dir_tag: &str) -> Option<Case> {
+        let test = format!("live_record::{name}");
+        if !live_or_skip(&test, Needs::TracefsAndPerf) {
+            return None;
+        }
+        let lock = tracefs_lock();
+        fixtures();
+        Some(Case {
+            probes: probe_tag.map(|tag| Probes::add(&test, tag)),
+            dir: scratch(dir_tag),
+            _lock: lock,
+        })
     }
-    let lock = tracefs_lock();
-    fixtures();
-    Some(lock)
+
+    /// `GROUP:EVENT` of one of the case's probes.
+    fn event(&self, event: &str) -> String {
+        let p = self.probes.as_ref().expect("a case with probes");
+        format!("{}:{event}", p.grp)
+    }
+
+    /// A file in the case's scratch directory.
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The probed fixture (`probe_args`, -O0, PIE, frame pointers).
+fn fixture_bin() -> String {
+    fixtures().o0.to_string_lossy().into_owned()
 }
 
 #[test]
 fn uprobe_samples_exact_count_and_values() {
-    let Some(_l) = start("live_record::uprobe_samples_exact_count_and_values") else {
+    let Some(c) = Case::start("uprobe_samples_exact_count_and_values", Some("recup"), "up") else {
         return;
     };
-    let p = Probes::add(
-        "live_record::uprobe_samples_exact_count_and_values",
-        "recup",
-    );
-    let dir = scratch("up");
-    let file = dir.path().join("up.data");
-    let ev = format!("{}:work", p.grp);
-    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let file = c.file("up.data");
+    let ev = c.event("work");
+    let bin = fixture_bin();
     let out = record(&[
         "-e",
         &ev,
@@ -202,18 +228,17 @@ fn uprobe_samples_exact_count_and_values() {
 
 #[test]
 fn several_events_in_one_file_and_pid_mode() {
-    let Some(_l) = start("live_record::several_events_in_one_file_and_pid_mode") else {
+    let Some(c) = Case::start(
+        "several_events_in_one_file_and_pid_mode",
+        Some("recmix"),
+        "mix",
+    ) else {
         return;
     };
-    let p = Probes::add(
-        "live_record::several_events_in_one_file_and_pid_mode",
-        "recmix",
-    );
-    let dir = scratch("mix");
-    let file = dir.path().join("mix.data");
-    let work = format!("{}:work", p.grp);
-    let add6 = format!("{}:add6", p.grp);
-    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let file = c.file("mix.data");
+    let work = c.event("work");
+    let add6 = c.event("add6");
+    let bin = fixture_bin();
     let f = file.to_str().expect("utf8");
     let out = record(&[
         "-e",
@@ -252,7 +277,7 @@ fn several_events_in_one_file_and_pid_mode() {
     perf_clean(&file, &["report", "--stdio"]);
 
     // -p follows the children a shell forks after the recorder attached.
-    let file = dir.path().join("pid.data");
+    let file = c.file("pid.data");
     let mut sh = Command::new("sh")
         .args(["-c", &format!("sleep 1; {bin} 10; {bin} 20")])
         .stdout(Stdio::null())
@@ -274,17 +299,16 @@ fn several_events_in_one_file_and_pid_mode() {
 
 #[test]
 fn tid_mode_follows_the_threads_children() {
-    let Some(_l) = start("live_record::tid_mode_follows_the_threads_children") else {
+    let Some(c) = Case::start(
+        "tid_mode_follows_the_threads_children",
+        Some("rectid"),
+        "tid",
+    ) else {
         return;
     };
-    let p = Probes::add(
-        "live_record::tid_mode_follows_the_threads_children",
-        "rectid",
-    );
-    let dir = scratch("tid");
-    let file = dir.path().join("tid.data");
-    let work = format!("{}:work", p.grp);
-    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let file = c.file("tid.data");
+    let work = c.event("work");
+    let bin = fixture_bin();
     let mut sh = Command::new("sh")
         .args(["-c", &format!("sleep 1; {bin} 7")])
         .stdout(Stdio::null())
@@ -299,14 +323,12 @@ fn tid_mode_follows_the_threads_children() {
 
 #[test]
 fn losses_are_counted_exactly() {
-    let Some(_l) = start("live_record::losses_are_counted_exactly") else {
+    let Some(c) = Case::start("losses_are_counted_exactly", Some("reclost"), "lost") else {
         return;
     };
-    let p = Probes::add("live_record::losses_are_counted_exactly", "reclost");
-    let dir = scratch("lost");
-    let file = dir.path().join("lost.data");
-    let work = format!("{}:work", p.grp);
-    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let file = c.file("lost.data");
+    let work = c.event("work");
+    let bin = fixture_bin();
     // One page of ring per CPU and 60 000 hits with callchains: the kernel drops records.
     let out = record(&[
         "-e",
@@ -352,12 +374,14 @@ fn losses_are_counted_exactly() {
 
 #[test]
 fn sched_switch_system_wide_with_kernel_frames_and_comms() {
-    let Some(_l) = start("live_record::sched_switch_system_wide_with_kernel_frames_and_comms")
-    else {
+    let Some(c) = Case::start(
+        "sched_switch_system_wide_with_kernel_frames_and_comms",
+        None,
+        "ss",
+    ) else {
         return;
     };
-    let dir = scratch("ss");
-    let file = dir.path().join("ss.data");
+    let file = c.file("ss.data");
     // A known task that switches out: sleep(1) calls in a loop.
     let mut load = Command::new("sh")
         .args(["-c", "for i in 1 2 3 4 5 6 7 8; do sleep 0.05; done"])
@@ -403,11 +427,10 @@ fn sched_switch_system_wide_with_kernel_frames_and_comms() {
 
 #[test]
 fn cpu_clock_of_a_command_stops_when_it_exits() {
-    let Some(_l) = start("live_record::cpu_clock_of_a_command_stops_when_it_exits") else {
+    let Some(c) = Case::start("cpu_clock_of_a_command_stops_when_it_exits", None, "cc") else {
         return;
     };
-    let dir = scratch("cc");
-    let file = dir.path().join("cc.data");
+    let file = c.file("cc.data");
     let t = Instant::now();
     let out = record(&[
         "-F",
@@ -444,11 +467,10 @@ fn cpu_clock_of_a_command_stops_when_it_exits() {
 
 #[test]
 fn killed_recorder_leaves_a_readable_file() {
-    let Some(_l) = start("live_record::killed_recorder_leaves_a_readable_file") else {
+    let Some(c) = Case::start("killed_recorder_leaves_a_readable_file", None, "kill") else {
         return;
     };
-    let dir = scratch("kill");
-    let file = dir.path().join("kill.data");
+    let file = c.file("kill.data");
     let mut child = Command::new(common::rprobe_bin())
         .args(["record", "-e", "sched:sched_switch", "-a", "-g", "-q", "-o"])
         .arg(&file)
@@ -469,11 +491,10 @@ fn killed_recorder_leaves_a_readable_file() {
 
 #[test]
 fn sigint_stops_cleanly() {
-    let Some(_l) = start("live_record::sigint_stops_cleanly") else {
+    let Some(c) = Case::start("sigint_stops_cleanly", None, "int") else {
         return;
     };
-    let dir = scratch("int");
-    let file = dir.path().join("int.data");
+    let file = c.file("int.data");
     let child = Command::new(common::rprobe_bin())
         .args(["record", "-e", "sched:sched_switch", "-a", "-o"])
         .arg(&file)
@@ -530,11 +551,10 @@ fn refused(dir: &Path, args: &[&str], want: &[&str]) {
 
 #[test]
 fn bad_input_fails_cleanly() {
-    let Some(_l) = start("live_record::bad_input_fails_cleanly") else {
+    let Some(c) = Case::start("bad_input_fails_cleanly", None, "bad") else {
         return;
     };
-    let dir = scratch("bad");
-    let d = dir.path();
+    let d = c.dir.path();
     let before = Snapshot::take();
     refused(
         d,

@@ -278,9 +278,9 @@ impl Recorder {
     }
 }
 
-/// The threads of process `pid` (`/proc/PID/task`), sorted; empty when it does not exist.
-pub fn threads_of(pid: i32) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+/// The numeric entries of a `/proc` directory, sorted; empty when it cannot be read.
+fn numeric_entries(dir: &str) -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse().ok())
@@ -289,6 +289,11 @@ pub fn threads_of(pid: i32) -> Vec<i32> {
         .unwrap_or_default();
     v.sort_unstable();
     v
+}
+
+/// The threads of process `pid` (`/proc/PID/task`), sorted; empty when it does not exist.
+pub fn threads_of(pid: i32) -> Vec<i32> {
+    numeric_entries(&format!("/proc/{pid}/task"))
 }
 
 // 1234 (my prog) S 1 1234 ...
@@ -307,15 +312,7 @@ pub fn task_alive(pid: i32) -> bool {
 
 /// Every process in `/proc`, sorted.
 pub fn all_pids() -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
+    numeric_entries("/proc")
 }
 
 /// Synthesize FORK+COMM per thread and MMAP2 per executable mapping of each process in `pids`
