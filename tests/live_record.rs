@@ -431,6 +431,8 @@ fn cpu_clock_of_a_command_stops_when_it_exits() {
         return;
     };
     let file = c.file("cc.data");
+    // An existing file is kept as FILE.old.
+    std::fs::write(&file, b"previous").expect("write");
     let t = Instant::now();
     let out = record(&[
         "-F",
@@ -487,6 +489,81 @@ fn killed_recorder_leaves_a_readable_file() {
         .count();
     assert!(n > 0, "no samples before the kill");
     assert!(text.contains("([kernel.kallsyms])"));
+}
+
+/// A 2 MiB tmpfs mounted for one test; unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_disk_keeps_the_file_up_to_the_last_checkpoint() {
+    let Some(c) = Case::start(
+        "full_disk_keeps_the_file_up_to_the_last_checkpoint",
+        None,
+        "full",
+    ) else {
+        return;
+    };
+    let mnt = c.file("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let ok = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=2m",
+            "rprobe-test",
+            mnt.to_str().expect("utf8"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        common::skip(
+            "live_record::full_disk_keeps_the_file_up_to_the_last_checkpoint",
+            "cannot mount a tmpfs",
+        );
+        return;
+    }
+    let _disk = SmallDisk(mnt.clone());
+    let file = mnt.join("full.data");
+    let mut load = Command::new("sh")
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 40000 ]; do i=$((i+1)); /bin/true; done",
+        ])
+        .spawn()
+        .expect("sh");
+    let out = rprobe(&[
+        "record",
+        "-e",
+        "sched:sched_switch",
+        "-a",
+        "-g",
+        "--duration",
+        "30",
+        "-o",
+        file.to_str().expect("utf8"),
+    ]);
+    let _ = load.kill();
+    let _ = load.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show_output(&out));
+    assert!(
+        err.contains("No space left on device") && err.contains("last checkpoint"),
+        "{err}"
+    );
+    let text = perf_clean(&file, &["script"]);
+    assert!(
+        text.lines()
+            .filter(|l| l.contains(" sched:sched_switch: "))
+            .count()
+            > 0
+    );
 }
 
 #[test]

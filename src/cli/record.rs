@@ -591,6 +591,15 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         None if matches!(scope, Scope::AllCpus) => {}
         None => recorder.enable().context("cannot enable the events")?,
     }
+    // From here on the file is a recording: a later failure (a full disk) keeps it, valid up
+    // to its last checkpoint.
+    output.done = true;
+    let write_ctx = || {
+        format!(
+            "cannot write {} (it holds what was recorded up to the last checkpoint)",
+            args.output.display()
+        )
+    };
     let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let mut status = Status {
         on: !args.quiet && pe::stderr_is_tty(),
@@ -696,7 +705,6 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         ..Features::default()
     };
     let size = writer.finish(&features).with_context(write_ctx)?;
-    output.done = true;
     if ring_errors > 0 {
         eprintln!("rprobe record: warning: {ring_errors} ring buffer passes had corrupt indices and were skipped");
     }

@@ -479,8 +479,11 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         if self.reaped.is_none() {
-            // Never exec'd (go not sent): closing the pipe makes it _exit(127); reap it.
-            self.go.take();
+            if self.go.take().is_none() {
+                // It runs: the recording ended early (an error), so end it too.
+                self.kill(libc::SIGTERM);
+            }
+            // Otherwise closing the go pipe makes the parked child _exit(127). Reap it.
             let _ = self.wait(true);
         }
     }
