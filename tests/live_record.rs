@@ -322,6 +322,36 @@ fn tid_mode_follows_the_threads_children() {
 }
 
 #[test]
+fn filter_keeps_only_matching_hits_and_globs_expand() {
+    let Some(c) = Case::start(
+        "filter_keeps_only_matching_hits_and_globs_expand",
+        Some("recflt"),
+        "flt",
+    ) else {
+        return;
+    };
+    let file = c.file("flt.data");
+    let work = c.event("work");
+    let all = format!("{}:*", c.probes.as_ref().expect("probes").grp);
+    let bin = fixture_bin();
+    // The filter applies to the -e before it only: work keeps id == 2, add6 (from the glob)
+    // keeps all of its hits.
+    let f = file.to_str().expect("utf8");
+    let out = record(&[
+        "-e", &work, "--filter", "id == 2", "-e", &all, "-o", f, "--", &bin, "40",
+    ]);
+    assert_eq!(summary(&out), (40 + 80, 0));
+    let text = perf_clean(&file, &["script"]);
+    let works: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!(" {work}: ")))
+        .collect();
+    assert_eq!(works.len(), 40);
+    assert!(works.iter().all(|l| l.contains(" id=2 ")), "{works:?}");
+    assert_eq!(text.lines().filter(|l| l.contains(":add6: ")).count(), 80);
+}
+
+#[test]
 fn losses_are_counted_exactly() {
     let Some(c) = Case::start("losses_are_counted_exactly", Some("reclost"), "lost") else {
         return;
