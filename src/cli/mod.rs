@@ -25,8 +25,7 @@ Examples:
   rprobe list 'probe_bash:*'
   rprobe del 'probe_bash:*'
   rprobe funcs -x /bin/bash 'read*'
-  rprobe vars vfs_read                                   variables a probe can read
-  rprobe record -e sched:sched_switch -a -g --duration 5 perf.data for perf script/report";
+  rprobe vars vfs_read                                   variables a probe can read";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
