@@ -9,8 +9,8 @@ mod del;
 mod doctor;
 mod env;
 mod funcs;
-mod list;
 mod record;
+mod list;
 mod vars;
 
 use clap::{Parser, Subcommand};
@@ -45,8 +45,8 @@ enum Command {
     Del(del::DelArgs),
     Funcs(funcs::FuncsArgs),
     Doctor(doctor::DoctorArgs),
-    Vars(vars::VarsArgs),
     Record(record::RecordArgs),
+    Vars(vars::VarsArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -66,8 +66,8 @@ pub fn main() -> i32 {
         Command::Del(a) => del::run(&a, &mut out),
         Command::Funcs(a) => funcs::run(&a, &mut out),
         Command::Doctor(a) => doctor::run(&a, &mut out),
-        Command::Vars(a) => vars::run(&a, &mut out),
         Command::Record(a) => record::run(&a, &mut out),
+        Command::Vars(a) => vars::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {
