@@ -9,8 +9,8 @@ mod del;
 mod doctor;
 mod env;
 mod funcs;
-mod record;
 mod list;
+mod record;
 mod vars;
 
 use clap::{Parser, Subcommand};
