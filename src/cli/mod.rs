@@ -11,6 +11,7 @@ mod env;
 mod funcs;
 mod list;
 mod record;
+mod sdt;
 mod vars;
 
 use clap::{Parser, Subcommand};
@@ -25,7 +26,8 @@ Examples:
   rprobe list 'probe_bash:*'
   rprobe del 'probe_bash:*'
   rprobe funcs -x /bin/bash 'read*'
-  rprobe vars vfs_read                                   variables a probe can read";
+  rprobe vars vfs_read                                   variables a probe can read
+  rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -47,6 +49,7 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     Record(record::RecordArgs),
     Vars(vars::VarsArgs),
+    Sdt(sdt::SdtArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -68,6 +71,7 @@ pub fn main() -> i32 {
         Command::Doctor(a) => doctor::run(&a, &mut out),
         Command::Record(a) => record::run(&a, &mut out),
         Command::Vars(a) => vars::run(&a, &mut out),
+        Command::Sdt(a) => sdt::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {
