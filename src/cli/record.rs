@@ -691,6 +691,19 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     }
     recorder.disable();
     drain(&mut recorder, &mut writer, &mut stats, &mut buf)?;
+    // Samples lost while a ring was full are reported by a PERF_RECORD_LOST only once space
+    // frees up again; the fds' PERF_FORMAT_LOST counts have them all (perf writes them as
+    // LOST_SAMPLES records at the end too).
+    let mut lost = stats.lost;
+    if let Some(per_fd) = recorder.lost_samples() {
+        buf.clear();
+        let sid = recorder.synth_id();
+        for &(id, n) in per_fd.iter().filter(|(_, n)| *n > 0) {
+            synth::lost_samples(&mut buf, n, &synth::SampleId { id, ..sid });
+        }
+        writer.write(&buf).with_context(write_ctx)?;
+        lost = lost.max(per_fd.iter().map(|(_, n)| n).sum());
+    }
     if let Some(c) = &mut child {
         c.kill(libc::SIGTERM);
         child_status = child_status.or(c.wait(true));
@@ -714,7 +727,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
             size as f64 / (1024.0 * 1024.0),
             args.output.display(),
             stats.samples,
-            stats.lost
+            lost
         );
     }
     if let Some(code) = child_status.filter(|&c| c != 0) {

@@ -13,7 +13,7 @@
 //! accepts an attr of size 128 (VER7) on every version that has `sig_data`, and any older
 //! kernel reads the prefix it knows as long as the rest is zero.
 
-use super::abi::{flag, perf_type, sample, sw, EventAttr, ATTR_SIZE_VER7};
+use super::abi::{flag, perf_type, read_format, sample, sw, EventAttr, ATTR_SIZE_VER7};
 
 /// What an event is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +158,9 @@ fn base(type_: u32, config: u64, o: &AttrOptions) -> EventAttr {
         config,
         sample_period: 1,
         sample_type,
+        // ID|LOST as perf 6.1: a read(2) of the fd at the end gives the samples lost while
+        // the ring was full that no PERF_RECORD_LOST reported yet (Linux 6.0+).
+        read_format: read_format::ID | read_format::LOST,
         flags,
         wakeup: o.wakeup_watermark,
         ..Default::default()

@@ -157,6 +157,17 @@ impl Recorder {
             },
             None,
         ));
+        // Kernels before 6.0 refuse PERF_FORMAT_LOST with EINVAL: probe with the first event.
+        if let (Some((first, _)), Some(&cpu)) = (all.first(), cpus.first()) {
+            let bytes = first.attr.encode(super::abi::ATTR_SIZE_VER7);
+            if let Err(e) = pe::perf_event_open(&bytes, pids[0], cpu as i32, &first.name) {
+                if e.errno() == Some(libc::EINVAL) {
+                    for (a, _) in &mut all {
+                        a.attr.read_format &= !super::abi::read_format::LOST;
+                    }
+                }
+            }
+        }
         let mut events: Vec<Opened> = Vec::new();
         let mut rings: Vec<(u32, RingMap, RawFd)> = Vec::new();
         for (entry, filter) in all {
@@ -228,6 +239,26 @@ impl Recorder {
                 .unwrap_or(0),
             ..SampleId::default()
         }
+    }
+
+    /// `(id, lost samples)` of every fd of the sampling events (not the tracking event), from
+    /// `read(2)` with `PERF_FORMAT_LOST`: all samples the kernel could not write, including
+    /// those a PERF_RECORD_LOST already reported. `None` when the kernel predates
+    /// `PERF_FORMAT_LOST` (the events were opened without it).
+    pub fn lost_samples(&self) -> Option<Vec<(u64, u64)>> {
+        let n = self.events.len().saturating_sub(1);
+        let mut out = Vec::new();
+        for e in &self.events[..n] {
+            if e.entry.attr.read_format & super::abi::read_format::LOST == 0 {
+                return None;
+            }
+            for (fd, &id) in e.fds.iter().zip(&e.entry.ids) {
+                // {value, id, lost}
+                let w = pe::read_words(fd, 3).ok()?;
+                out.push((id, w[2]));
+            }
+        }
+        Some(out)
     }
 
     /// Enable every event (`PERF_EVENT_IOC_ENABLE`).

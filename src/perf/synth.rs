@@ -248,6 +248,16 @@ pub fn fork(out: &mut Vec<u8>, pid: u32, ppid: u32, tid: u32, ptid: u32, id: &Sa
     finish(out, s);
 }
 
+/// `PERF_RECORD_LOST_SAMPLES`: `lost` samples of the event whose id is in `id` (what perf
+/// writes at the end from each fd's `PERF_FORMAT_LOST` count; `perf report` sums these as
+/// "Total Lost Samples").
+pub fn lost_samples(out: &mut Vec<u8>, lost: u64, id: &SampleId) {
+    let s = header(out, record::LOST_SAMPLES, 0);
+    out.extend_from_slice(&lost.to_ne_bytes());
+    id.write(out);
+    finish(out, s);
+}
+
 /// A header-only perf-tool record (`FINISHED_ROUND`, `FINISHED_INIT`).
 pub fn bare(out: &mut Vec<u8>, type_: u32) {
     let s = header(out, type_, 0);

@@ -61,6 +61,17 @@ pub fn event_id(fd: &OwnedFd) -> Result<u64, SyscallError> {
     Ok(id)
 }
 
+/// `read(2)` of a perf event fd: `n` u64 words in the layout its `read_format` gives.
+pub fn read_words(fd: &OwnedFd, n: usize) -> Result<Vec<u64>, SyscallError> {
+    let mut v = vec![0u64; n];
+    // SAFETY: v is a writable buffer of n * 8 bytes.
+    let r = unsafe { libc::read(fd.as_raw_fd(), v.as_mut_ptr() as *mut libc::c_void, n * 8) };
+    if r != (n * 8) as isize {
+        return Err(SyscallError::last("read(perf event)"));
+    }
+    Ok(v)
+}
+
 /// `PERF_EVENT_IOC_SET_OUTPUT`: send `fd`'s records to `target`'s ring buffer (same CPU).
 pub fn set_output_raw(fd: &OwnedFd, target: RawFd) -> Result<(), SyscallError> {
     // SAFETY: fd is a perf event fd; the argument is an fd number the kernel checks.
