@@ -429,6 +429,20 @@ mod tests {
     }
 
     #[test]
+    fn lost_samples_record() {
+        let mut out = Vec::new();
+        let id = SampleId {
+            id: 9,
+            ..SampleId::default()
+        };
+        lost_samples(&mut out, 1234, &id);
+        assert_eq!(out.len(), 8 + 8 + 32);
+        assert_eq!(&out[0..8], &[13, 0, 0, 0, 0, 0, 48, 0]);
+        assert_eq!(u64::from_ne_bytes(out[8..16].try_into().unwrap()), 1234);
+        assert_eq!(u64::from_ne_bytes(out[40..48].try_into().unwrap()), 9);
+    }
+
+    #[test]
     fn status_and_cpus() {
         let s = "Name:\tkworker/0:1\nUmask:\t0000\nState:\tI (idle)\nTgid:\t12\nNgid:\t0\nPid:\t12\nPPid:\t2\n";
         assert_eq!(parse_status(s), Some(("kworker/0:1".into(), 12, 2)));
