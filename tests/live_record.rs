@@ -74,6 +74,18 @@ fn perf_clean(file: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `perf report --stdio` of a file with losses: it must succeed; its stderr has perf's
+/// "lost N chunks" warning, which is the point.
+fn perf_report_with_losses(file: &Path) -> String {
+    let out = common::perf(&fixtures().perf_home)
+        .args(["report", "--stdio", "-i"])
+        .arg(file)
+        .output()
+        .expect("perf");
+    assert!(out.status.success(), "{}", show_output(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A probe group of this test with `work` (string and numeric args) and `add6` on the O0
 /// fixture; deleted on drop.
 struct Probes {
@@ -89,7 +101,7 @@ impl Probes {
         let mut guard = EventGuard::new();
         guard.own_group(&grp);
         let before = Snapshot::take();
-        let bin = fixtures().o0.to_string_lossy().into_owned();
+        let bin = fixture_bin();
         for spec in [
             format!("{grp}:work=work id=%di:s32 len=%si:s64 name=+0(%dx):string"),
             format!("{grp}:add6=add6 a=%di:s64 f=%r9:s64"),
@@ -122,28 +134,54 @@ impl Drop for Probes {
     }
 }
 
-fn start(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !live_or_skip(test, Needs::TracefsAndPerf) {
-        return None;
+/// One live test: the gate, the in-process lock, its probes (if any) and a scratch dir.
+struct Case {
+    probes: Option<Probes>,
+    dir: tempfile::TempDir,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Case {
+    /// `None` (after printing SKIP) when the test cannot run here.
+    fn start(name: &str, probe_tag: Option<&str>, dir_tag: &str) -> Option<Case> {
+        let test = format!("live_record::{name}");
+        if !live_or_skip(&test, Needs::TracefsAndPerf) {
+            return None;
+        }
+        let lock = tracefs_lock();
+        fixtures();
+        Some(Case {
+            probes: probe_tag.map(|tag| Probes::add(&test, tag)),
+            dir: scratch(dir_tag),
+            _lock: lock,
+        })
     }
-    let lock = tracefs_lock();
-    fixtures();
-    Some(lock)
+
+    /// `GROUP:EVENT` of one of the case's probes.
+    fn event(&self, event: &str) -> String {
+        let p = self.probes.as_ref().expect("a case with probes");
+        format!("{}:{event}", p.grp)
+    }
+
+    /// A file in the case's scratch directory.
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The probed fixture (`probe_args`, -O0, PIE, frame pointers).
+fn fixture_bin() -> String {
+    fixtures().o0.to_string_lossy().into_owned()
 }
 
 #[test]
 fn uprobe_samples_exact_count_and_values() {
-    let Some(_l) = start("live_record::uprobe_samples_exact_count_and_values") else {
+    let Some(c) = Case::start("uprobe_samples_exact_count_and_values", Some("recup"), "up") else {
         return;
     };
-    let p = Probes::add(
-        "live_record::uprobe_samples_exact_count_and_values",
-        "recup",
-    );
-    let dir = scratch("up");
-    let file = dir.path().join("up.data");
-    let ev = format!("{}:work", p.grp);
-    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let file = c.file("up.data");
+    let ev = c.event("work");
+    let bin = fixture_bin();
     let out = record(&[
         "-e",
         &ev,
@@ -202,18 +240,17 @@ fn uprobe_samples_exact_count_and_values() {
 
 #[test]
 fn several_events_in_one_file_and_pid_mode() {
-    let Some(_l) = start("live_record::several_events_in_one_file_and_pid_mode") else {
+    let Some(c) = Case::start(
+        "several_events_in_one_file_and_pid_mode",
+        Some("recmix"),
+        "mix",
+    ) else {
         return;
     };
-    let p = Probes::add(
-        "live_record::several_events_in_one_file_and_pid_mode",
-        "recmix",
-    );
-    let dir = scratch("mix");
-    let file = dir.path().join("mix.data");
-    let work = format!("{}:work", p.grp);
-    let add6 = format!("{}:add6", p.grp);
-    let bin = fixtures().o0.to_string_lossy().into_owned();
+    let file = c.file("mix.data");
+    let work = c.event("work");
+    let add6 = c.event("add6");
+    let bin = fixture_bin();
     let f = file.to_str().expect("utf8");
     let out = record(&[
         "-e",
@@ -252,7 +289,7 @@ fn several_events_in_one_file_and_pid_mode() {
     perf_clean(&file, &["report", "--stdio"]);
 
     // -p follows the children a shell forks after the recorder attached.
-    let file = dir.path().join("pid.data");
+    let file = c.file("pid.data");
     let mut sh = Command::new("sh")
         .args(["-c", &format!("sleep 1; {bin} 10; {bin} 20")])
         .stdout(Stdio::null())
@@ -273,13 +310,123 @@ fn several_events_in_one_file_and_pid_mode() {
 }
 
 #[test]
-fn sched_switch_system_wide_with_kernel_frames_and_comms() {
-    let Some(_l) = start("live_record::sched_switch_system_wide_with_kernel_frames_and_comms")
-    else {
+fn tid_mode_follows_the_threads_children() {
+    let Some(c) = Case::start(
+        "tid_mode_follows_the_threads_children",
+        Some("rectid"),
+        "tid",
+    ) else {
         return;
     };
-    let dir = scratch("ss");
-    let file = dir.path().join("ss.data");
+    let file = c.file("tid.data");
+    let work = c.event("work");
+    let bin = fixture_bin();
+    let mut sh = Command::new("sh")
+        .args(["-c", &format!("sleep 1; {bin} 7")])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sh");
+    let tid = sh.id().to_string();
+    let out = record(&["-e", &work, "-t", &tid, "-o", file.to_str().expect("utf8")]);
+    let _ = sh.wait();
+    assert_eq!(summary(&out), (21, 0));
+    perf_clean(&file, &["report", "--stdio"]);
+}
+
+#[test]
+fn filter_keeps_only_matching_hits_and_globs_expand() {
+    let Some(c) = Case::start(
+        "filter_keeps_only_matching_hits_and_globs_expand",
+        Some("recflt"),
+        "flt",
+    ) else {
+        return;
+    };
+    let file = c.file("flt.data");
+    let work = c.event("work");
+    let all = format!("{}:*", c.probes.as_ref().expect("probes").grp);
+    let bin = fixture_bin();
+    // The filter applies to the -e before it only: work keeps id == 2, add6 (from the glob)
+    // keeps all of its hits.
+    let f = file.to_str().expect("utf8");
+    let out = record(&[
+        "-e", &work, "--filter", "id == 2", "-e", &all, "-o", f, "--", &bin, "40",
+    ]);
+    assert_eq!(summary(&out), (40 + 80, 0));
+    let text = perf_clean(&file, &["script"]);
+    let works: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!(" {work}: ")))
+        .collect();
+    assert_eq!(works.len(), 40);
+    assert!(works.iter().all(|l| l.contains(" id=2 ")), "{works:?}");
+    assert_eq!(text.lines().filter(|l| l.contains(":add6: ")).count(), 80);
+}
+
+#[test]
+fn losses_are_counted_exactly() {
+    let Some(c) = Case::start("losses_are_counted_exactly", Some("reclost"), "lost") else {
+        return;
+    };
+    let file = c.file("lost.data");
+    let work = c.event("work");
+    let bin = fixture_bin();
+    // One page of ring per CPU and 60 000 hits with callchains: the kernel drops records.
+    let out = record(&[
+        "-e",
+        &work,
+        "-g",
+        "-m",
+        "1",
+        "-o",
+        file.to_str().expect("utf8"),
+        "--",
+        &bin,
+        "20000",
+    ]);
+    let (samples, lost) = summary(&out);
+    let out = common::perf(&fixtures().perf_home)
+        .args(["script", "--show-lost-events", "-i"])
+        .arg(&file)
+        .output()
+        .expect("perf");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let in_file: u64 = text
+        .lines()
+        .filter_map(|l| {
+            l.split_once("PERF_RECORD_LOST lost ")?
+                .1
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let hits = text
+        .lines()
+        .filter(|l| l.contains(&format!(" {work}: ")))
+        .count() as u64;
+    assert_eq!(hits, samples);
+    // Every PERF_RECORD_LOST is in the file; the fds' PERF_FORMAT_LOST counts (written as
+    // LOST_SAMPLES, which perf report sums) also hold what no LOST record reported yet.
+    assert!(in_file <= lost, "LOST records {in_file}, lost {lost}");
+    let report = perf_report_with_losses(&file);
+    assert!(
+        report.contains(&format!("# Total Lost Samples: {lost}\n")),
+        "{report:.600}"
+    );
+    assert_eq!(samples + lost, 60_000, "samples {samples} lost {lost}");
+}
+
+#[test]
+fn sched_switch_system_wide_with_kernel_frames_and_comms() {
+    let Some(c) = Case::start(
+        "sched_switch_system_wide_with_kernel_frames_and_comms",
+        None,
+        "ss",
+    ) else {
+        return;
+    };
+    let file = c.file("ss.data");
     // A known task that switches out: sleep(1) calls in a loop.
     let mut load = Command::new("sh")
         .args(["-c", "for i in 1 2 3 4 5 6 7 8; do sleep 0.05; done"])
@@ -325,11 +472,12 @@ fn sched_switch_system_wide_with_kernel_frames_and_comms() {
 
 #[test]
 fn cpu_clock_of_a_command_stops_when_it_exits() {
-    let Some(_l) = start("live_record::cpu_clock_of_a_command_stops_when_it_exits") else {
+    let Some(c) = Case::start("cpu_clock_of_a_command_stops_when_it_exits", None, "cc") else {
         return;
     };
-    let dir = scratch("cc");
-    let file = dir.path().join("cc.data");
+    let file = c.file("cc.data");
+    // An existing file is kept as FILE.old.
+    std::fs::write(&file, b"previous").expect("write");
     let t = Instant::now();
     let out = record(&[
         "-F",
@@ -366,11 +514,10 @@ fn cpu_clock_of_a_command_stops_when_it_exits() {
 
 #[test]
 fn killed_recorder_leaves_a_readable_file() {
-    let Some(_l) = start("live_record::killed_recorder_leaves_a_readable_file") else {
+    let Some(c) = Case::start("killed_recorder_leaves_a_readable_file", None, "kill") else {
         return;
     };
-    let dir = scratch("kill");
-    let file = dir.path().join("kill.data");
+    let file = c.file("kill.data");
     let mut child = Command::new(common::rprobe_bin())
         .args(["record", "-e", "sched:sched_switch", "-a", "-g", "-q", "-o"])
         .arg(&file)
@@ -389,13 +536,87 @@ fn killed_recorder_leaves_a_readable_file() {
     assert!(text.contains("([kernel.kallsyms])"));
 }
 
+/// A 2 MiB tmpfs mounted for one test; unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 #[test]
-fn sigint_stops_cleanly() {
-    let Some(_l) = start("live_record::sigint_stops_cleanly") else {
+fn full_disk_keeps_the_file_up_to_the_last_checkpoint() {
+    let Some(c) = Case::start(
+        "full_disk_keeps_the_file_up_to_the_last_checkpoint",
+        None,
+        "full",
+    ) else {
         return;
     };
-    let dir = scratch("int");
-    let file = dir.path().join("int.data");
+    let mnt = c.file("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let ok = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=2m",
+            "rprobe-test",
+            mnt.to_str().expect("utf8"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        common::skip(
+            "live_record::full_disk_keeps_the_file_up_to_the_last_checkpoint",
+            "cannot mount a tmpfs",
+        );
+        return;
+    }
+    let _disk = SmallDisk(mnt.clone());
+    let file = mnt.join("full.data");
+    let mut load = Command::new("sh")
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 40000 ]; do i=$((i+1)); /bin/true; done",
+        ])
+        .spawn()
+        .expect("sh");
+    let out = rprobe(&[
+        "record",
+        "-e",
+        "sched:sched_switch",
+        "-a",
+        "-g",
+        "--duration",
+        "30",
+        "-o",
+        file.to_str().expect("utf8"),
+    ]);
+    let _ = load.kill();
+    let _ = load.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show_output(&out));
+    assert!(
+        err.contains("No space left on device") && err.contains("last checkpoint"),
+        "{err}"
+    );
+    let text = perf_clean(&file, &["script"]);
+    assert!(
+        text.lines()
+            .filter(|l| l.contains(" sched:sched_switch: "))
+            .count()
+            > 0
+    );
+}
+
+#[test]
+fn sigint_stops_cleanly() {
+    let Some(c) = Case::start("sigint_stops_cleanly", None, "int") else {
+        return;
+    };
+    let file = c.file("int.data");
     let child = Command::new(common::rprobe_bin())
         .args(["record", "-e", "sched:sched_switch", "-a", "-o"])
         .arg(&file)
@@ -452,11 +673,10 @@ fn refused(dir: &Path, args: &[&str], want: &[&str]) {
 
 #[test]
 fn bad_input_fails_cleanly() {
-    let Some(_l) = start("live_record::bad_input_fails_cleanly") else {
+    let Some(c) = Case::start("bad_input_fails_cleanly", None, "bad") else {
         return;
     };
-    let dir = scratch("bad");
-    let d = dir.path();
+    let d = c.dir.path();
     let before = Snapshot::take();
     refused(
         d,
@@ -517,6 +737,98 @@ fn bad_input_fails_cleanly() {
         "{}",
         show_output(&out)
     );
+    // Too many open files: 4 events on every CPU do not fit in 9 descriptors.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 9 && exec {} record -e cpu-clock -e page-faults -e context-switches -a -o lim.data --duration 1",
+            common::rprobe_bin()
+        ))
+        .current_dir(d)
+        .output()
+        .expect("sh");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("too many open files") && err.contains("ulimit -n"),
+        "{}",
+        show_output(&out)
+    );
+    assert!(!d.join("lim.data").exists());
+    // No permission: an unprivileged user (nobody) under perf_event_paranoid >= 1.
+    let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(2);
+    if paranoid >= 1 && Path::new("/usr/bin/setpriv").exists() {
+        let open = tempfile::tempdir().expect("tmp");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                common::rprobe_bin(),
+            ])
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-a",
+                "--duration",
+                "1",
+                "-o",
+                "np.data",
+            ])
+            .current_dir(open.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}", show_output(&out));
+        for w in [
+            "permission denied",
+            &format!("perf_event_paranoid <= 0 (now {paranoid})"),
+            "CAP_PERFMON",
+        ] {
+            assert!(err.contains(w), "lacks {w:?}: {err}");
+        }
+        assert!(!open.path().join("np.data").exists());
+        // Its own command it may sample, in user space only (perf's fallback), with a warning.
+        if paranoid == 2 {
+            let out = Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    common::rprobe_bin(),
+                ])
+                .args([
+                    "record",
+                    "-F",
+                    "999",
+                    "-g",
+                    "-o",
+                    "user.data",
+                    "--",
+                    "sh",
+                    "-c",
+                ])
+                .arg("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")
+                .current_dir(open.path())
+                .stdin(Stdio::null())
+                .output()
+                .expect("setpriv");
+            assert!(out.status.success(), "{}", show_output(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("recording user space only"), "{err}");
+            let (samples, _) = summary(&out);
+            assert!(samples > 0);
+            let text = perf_clean(&open.path().join("user.data"), &["script", "-f"]);
+            assert!(!text.contains("[kernel.kallsyms]"), "{text:.1000}");
+        }
+    }
     before.assert_restored("live_record::bad_input_fails_cleanly", &|_| true);
     let leftovers: Vec<PathBuf> = std::fs::read_dir(common::TRACEFS.to_string() + "/instances")
         .map(|d| d.flatten().map(|e| e.path()).collect())

@@ -494,21 +494,38 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         (None, true) => Scope::Tasks(threads.clone()),
         (None, false) => Scope::AllCpus,
     };
-    let opts = RecorderOptions {
+    let mut opts = RecorderOptions {
         callchain,
         sampling,
         pages: args.pages,
+        user_only: false,
     };
     let ncpus = recorder::online_cpus().len();
     let fds_needed = (specs.len() + 1) * ncpus * threads.len().max(1);
-    let mut recorder = match Recorder::open(&specs, &scope, &opts) {
-        Ok(r) => r,
-        Err(e) if e.source.errno() == Some(libc::EMFILE) && pe::raise_nofile_limit() => {
-            Recorder::open(&specs, &scope, &opts)
-                .map_err(|e| explain_open(&e, &specs, tracefs.as_ref(), fds_needed))?
+    let mut opened = Recorder::open(&specs, &scope, &opts);
+    if let Err(e) = &opened {
+        let errno = e.source.errno();
+        if errno == Some(libc::EMFILE) && pe::raise_nofile_limit() {
+            opened = Recorder::open(&specs, &scope, &opts);
+        } else if matches!(errno, Some(libc::EACCES) | Some(libc::EPERM))
+            && e.step == OpenStep::Open
+            && !matches!(scope, Scope::AllCpus)
+            && !specs
+                .iter()
+                .any(|s| matches!(s.kind, EventKind::Tracepoint { .. }))
+            && crate::sys::perf_event_paranoid().is_some_and(|p| p >= 2)
+        {
+            // perf's fallback: under perf_event_paranoid 2 a user may sample its own tasks
+            // in user space only.
+            opts.user_only = true;
+            opened = Recorder::open(&specs, &scope, &opts);
+            if opened.is_ok() && !args.quiet {
+                eprintln!("rprobe record: kernel.perf_event_paranoid=2: recording user space only (no kernel samples or frames); CAP_PERFMON or perf_event_paranoid <= 1 records both");
+            }
         }
-        Err(e) => return Err(explain_open(&e, &specs, tracefs.as_ref(), fds_needed)),
-    };
+    }
+    let mut recorder =
+        opened.map_err(|e| explain_open(&e, &specs, tracefs.as_ref(), fds_needed))?;
 
     // Tracepoint formats first, in the data: a killed recorder's file still decodes.
     let tp: Vec<(String, String)> = specs
@@ -574,6 +591,15 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         None if matches!(scope, Scope::AllCpus) => {}
         None => recorder.enable().context("cannot enable the events")?,
     }
+    // From here on the file is a recording: a later failure (a full disk) keeps it, valid up
+    // to its last checkpoint.
+    output.done = true;
+    let write_ctx = || {
+        format!(
+            "cannot write {} (it holds what was recorded up to the last checkpoint)",
+            args.output.display()
+        )
+    };
     let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let mut status = Status {
         on: !args.quiet && pe::stderr_is_tty(),
@@ -665,6 +691,19 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     }
     recorder.disable();
     drain(&mut recorder, &mut writer, &mut stats, &mut buf)?;
+    // Samples lost while a ring was full are reported by a PERF_RECORD_LOST only once space
+    // frees up again; the fds' PERF_FORMAT_LOST counts have them all (perf writes them as
+    // LOST_SAMPLES records at the end too).
+    let mut lost = stats.lost;
+    if let Some(per_fd) = recorder.lost_samples() {
+        buf.clear();
+        let sid = recorder.synth_id();
+        for &(id, n) in per_fd.iter().filter(|(_, n)| *n > 0) {
+            synth::lost_samples(&mut buf, n, &synth::SampleId { id, ..sid });
+        }
+        writer.write(&buf).with_context(write_ctx)?;
+        lost = lost.max(per_fd.iter().map(|(_, n)| n).sum());
+    }
     if let Some(c) = &mut child {
         c.kill(libc::SIGTERM);
         child_status = child_status.or(c.wait(true));
@@ -679,7 +718,6 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         ..Features::default()
     };
     let size = writer.finish(&features).with_context(write_ctx)?;
-    output.done = true;
     if ring_errors > 0 {
         eprintln!("rprobe record: warning: {ring_errors} ring buffer passes had corrupt indices and were skipped");
     }
@@ -689,7 +727,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
             size as f64 / (1024.0 * 1024.0),
             args.output.display(),
             stats.samples,
-            stats.lost
+            lost
         );
     }
     if let Some(code) = child_status.filter(|&c| c != 0) {

@@ -13,7 +13,7 @@
 //! accepts an attr of size 128 (VER7) on every version that has `sig_data`, and any older
 //! kernel reads the prefix it knows as long as the rest is zero.
 
-use super::abi::{flag, perf_type, sample, sw, EventAttr, ATTR_SIZE_VER7};
+use super::abi::{flag, perf_type, read_format, sample, sw, EventAttr, ATTR_SIZE_VER7};
 
 /// What an event is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +62,12 @@ pub struct AttrOptions {
     pub inherit: bool,
     /// The command mode: events start at the exec of the parked child.
     pub enable_on_exec: bool,
+    /// User space only (`exclude_kernel`, `exclude_hv`, `exclude_callchain_kernel`): what an
+    /// unprivileged user may sample under `perf_event_paranoid = 2`, perf's fallback too.
+    pub user_only: bool,
+    /// Wake the reader when this many bytes are in the ring (`watermark`); 0 leaves the
+    /// kernel's default of half the ring.
+    pub wakeup_watermark: u32,
 }
 
 /// Software event names as perf spells them, with their config.
@@ -140,13 +146,23 @@ fn base(type_: u32, config: u64, o: &AttrOptions) -> EventAttr {
     if o.enable_on_exec {
         flags |= flag::ENABLE_ON_EXEC;
     }
+    if o.user_only {
+        flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV | flag::EXCLUDE_CALLCHAIN_KERNEL;
+    }
+    if o.wakeup_watermark > 0 {
+        flags |= flag::WATERMARK;
+    }
     EventAttr {
         type_,
         size: ATTR_SIZE_VER7,
         config,
         sample_period: 1,
         sample_type,
+        // ID|LOST as perf 6.1: a read(2) of the fd at the end gives the samples lost while
+        // the ring was full that no PERF_RECORD_LOST reported yet (Linux 6.0+).
+        read_format: read_format::ID | read_format::LOST,
         flags,
+        wakeup: o.wakeup_watermark,
         ..Default::default()
     }
 }
@@ -205,6 +221,8 @@ mod tests {
         sampling: None,
         inherit: false,
         enable_on_exec: false,
+        user_only: false,
+        wakeup_watermark: 0,
     };
 
     #[test]
@@ -230,6 +248,8 @@ mod tests {
             sampling: Some(Sampling::Freq(999)),
             inherit: true,
             enable_on_exec: true,
+            user_only: false,
+            wakeup_watermark: 0,
         };
         let k = find_builtin("cpu-clock").expect("cpu-clock");
         let a = event_attr(&k, &o);

@@ -51,6 +51,8 @@ pub struct RecorderOptions {
     pub sampling: Option<super::attr::Sampling>,
     /// Data pages per ring buffer (a power of two).
     pub pages: usize,
+    /// User space only (see [`AttrOptions::user_only`]).
+    pub user_only: bool,
 }
 
 /// Which step of opening failed, for the caller's message.
@@ -115,34 +117,24 @@ impl Recorder {
         opts: &RecorderOptions,
     ) -> Result<Recorder, OpenError> {
         let cpus = online_cpus();
-        let (pids, aopts): (Vec<i32>, AttrOptions) = match scope {
-            Scope::AllCpus => (
-                vec![-1],
-                AttrOptions {
-                    callchain: opts.callchain,
-                    sampling: opts.sampling,
-                    inherit: false,
-                    enable_on_exec: false,
-                },
-            ),
-            Scope::Tasks(t) => (
-                t.clone(),
-                AttrOptions {
-                    callchain: opts.callchain,
-                    sampling: opts.sampling,
-                    inherit: true,
-                    enable_on_exec: false,
-                },
-            ),
-            Scope::Command(pid) => (
-                vec![*pid],
-                AttrOptions {
-                    callchain: opts.callchain,
-                    sampling: opts.sampling,
-                    inherit: true,
-                    enable_on_exec: true,
-                },
-            ),
+        // Wake at an eighth of the ring rather than the kernel's default of half: what
+        // loses records is the reader's scheduling latency on a busy machine, and an early
+        // wakeup leaves 7/8 of the ring for it. Passes are cheap, so the extra wakeups cost
+        // little.
+        let watermark = (opts.pages * pe::page_size() / 8).clamp(8, u32::MAX as usize) as u32;
+        // (pids, inherit, enable_on_exec)
+        let (pids, inherit, enable_on_exec) = match scope {
+            Scope::AllCpus => (vec![-1], false, false),
+            Scope::Tasks(t) => (t.clone(), true, false),
+            Scope::Command(pid) => (vec![*pid], true, true),
+        };
+        let aopts = AttrOptions {
+            callchain: opts.callchain,
+            sampling: opts.sampling,
+            inherit,
+            enable_on_exec,
+            user_only: opts.user_only,
+            wakeup_watermark: watermark,
         };
         let mut all: Vec<(AttrEntry, Option<String>)> = specs
             .iter()
@@ -165,6 +157,17 @@ impl Recorder {
             },
             None,
         ));
+        // Kernels before 6.0 refuse PERF_FORMAT_LOST with EINVAL: probe with the first event.
+        if let (Some((first, _)), Some(&cpu)) = (all.first(), cpus.first()) {
+            let bytes = first.attr.encode(super::abi::ATTR_SIZE_VER7);
+            if let Err(e) = pe::perf_event_open(&bytes, pids[0], cpu as i32, &first.name) {
+                if e.errno() == Some(libc::EINVAL) {
+                    for (a, _) in &mut all {
+                        a.attr.read_format &= !super::abi::read_format::LOST;
+                    }
+                }
+            }
+        }
         let mut events: Vec<Opened> = Vec::new();
         let mut rings: Vec<(u32, RingMap, RawFd)> = Vec::new();
         for (entry, filter) in all {
@@ -238,6 +241,26 @@ impl Recorder {
         }
     }
 
+    /// `(id, lost samples)` of every fd of the sampling events (not the tracking event), from
+    /// `read(2)` with `PERF_FORMAT_LOST`: all samples the kernel could not write, including
+    /// those a PERF_RECORD_LOST already reported. `None` when the kernel predates
+    /// `PERF_FORMAT_LOST` (the events were opened without it).
+    pub fn lost_samples(&self) -> Option<Vec<(u64, u64)>> {
+        let n = self.events.len().saturating_sub(1);
+        let mut out = Vec::new();
+        for e in &self.events[..n] {
+            if e.entry.attr.read_format & super::abi::read_format::LOST == 0 {
+                return None;
+            }
+            for (fd, &id) in e.fds.iter().zip(&e.entry.ids) {
+                // {value, id, lost}
+                let w = pe::read_words(fd, 3).ok()?;
+                out.push((id, w[2]));
+            }
+        }
+        Some(out)
+    }
+
     /// Enable every event (`PERF_EVENT_IOC_ENABLE`).
     pub fn enable(&self) -> Result<(), SyscallError> {
         for e in &self.events {
@@ -286,9 +309,9 @@ impl Recorder {
     }
 }
 
-/// The threads of process `pid` (`/proc/PID/task`), sorted; empty when it does not exist.
-pub fn threads_of(pid: i32) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+/// The numeric entries of a `/proc` directory, sorted; empty when it cannot be read.
+fn numeric_entries(dir: &str) -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse().ok())
@@ -297,6 +320,11 @@ pub fn threads_of(pid: i32) -> Vec<i32> {
         .unwrap_or_default();
     v.sort_unstable();
     v
+}
+
+/// The threads of process `pid` (`/proc/PID/task`), sorted; empty when it does not exist.
+pub fn threads_of(pid: i32) -> Vec<i32> {
+    numeric_entries(&format!("/proc/{pid}/task"))
 }
 
 // 1234 (my prog) S 1 1234 ...
@@ -315,15 +343,7 @@ pub fn task_alive(pid: i32) -> bool {
 
 /// Every process in `/proc`, sorted.
 pub fn all_pids() -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
+    numeric_entries("/proc")
 }
 
 /// Synthesize FORK+COMM per thread and MMAP2 per executable mapping of each process in `pids`

@@ -248,6 +248,16 @@ pub fn fork(out: &mut Vec<u8>, pid: u32, ppid: u32, tid: u32, ptid: u32, id: &Sa
     finish(out, s);
 }
 
+/// `PERF_RECORD_LOST_SAMPLES`: `lost` samples of the event whose id is in `id` (what perf
+/// writes at the end from each fd's `PERF_FORMAT_LOST` count; `perf report` sums these as
+/// "Total Lost Samples").
+pub fn lost_samples(out: &mut Vec<u8>, lost: u64, id: &SampleId) {
+    let s = header(out, record::LOST_SAMPLES, 0);
+    out.extend_from_slice(&lost.to_ne_bytes());
+    id.write(out);
+    finish(out, s);
+}
+
 /// A header-only perf-tool record (`FINISHED_ROUND`, `FINISHED_INIT`).
 pub fn bare(out: &mut Vec<u8>, type_: u32) {
     let s = header(out, type_, 0);
@@ -416,6 +426,20 @@ mod tests {
             &out[0..16],
             &[66, 0, 0, 0, 0, 0, 16, 0, 8, 0, 0, 0, 0, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn lost_samples_record() {
+        let mut out = Vec::new();
+        let id = SampleId {
+            id: 9,
+            ..SampleId::default()
+        };
+        lost_samples(&mut out, 1234, &id);
+        assert_eq!(out.len(), 8 + 8 + 32);
+        assert_eq!(&out[0..8], &[13, 0, 0, 0, 0, 0, 48, 0]);
+        assert_eq!(u64::from_ne_bytes(out[8..16].try_into().unwrap()), 1234);
+        assert_eq!(u64::from_ne_bytes(out[40..48].try_into().unwrap()), 9);
     }
 
     #[test]

@@ -61,6 +61,17 @@ pub fn event_id(fd: &OwnedFd) -> Result<u64, SyscallError> {
     Ok(id)
 }
 
+/// `read(2)` of a perf event fd: `n` u64 words in the layout its `read_format` gives.
+pub fn read_words(fd: &OwnedFd, n: usize) -> Result<Vec<u64>, SyscallError> {
+    let mut v = vec![0u64; n];
+    // SAFETY: v is a writable buffer of n * 8 bytes.
+    let r = unsafe { libc::read(fd.as_raw_fd(), v.as_mut_ptr() as *mut libc::c_void, n * 8) };
+    if r != (n * 8) as isize {
+        return Err(SyscallError::last("read(perf event)"));
+    }
+    Ok(v)
+}
+
 /// `PERF_EVENT_IOC_SET_OUTPUT`: send `fd`'s records to `target`'s ring buffer (same CPU).
 pub fn set_output_raw(fd: &OwnedFd, target: RawFd) -> Result<(), SyscallError> {
     // SAFETY: fd is a perf event fd; the argument is an fd number the kernel checks.
@@ -380,6 +391,8 @@ impl Child {
         let (go_r, go_w) = pipe_cloexec("go-ahead")?;
         let (err_r, err_w) = pipe_cloexec("exec status")?;
         let go_r_fd = go_r.as_raw_fd();
+        let go_w_fd = go_w.as_raw_fd();
+        let err_r_fd = err_r.as_raw_fd();
         let err_w_fd = err_w.as_raw_fd();
         // SAFETY: after fork the child calls only async-signal-safe functions (sigprocmask,
         // read, execvp, write, _exit) on memory prepared before the fork.
@@ -393,6 +406,10 @@ impl Child {
                 let mut empty: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut empty);
                 libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                // Our copies of the parent's ends: with go_w open here, a parent that gives
+                // up (drops go_w without writing) would never make this read return.
+                libc::close(go_w_fd);
+                libc::close(err_r_fd);
                 let mut b = 0u8;
                 let r = libc::read(go_r_fd, &mut b as *mut u8 as *mut libc::c_void, 1);
                 if r == 1 {
@@ -473,8 +490,11 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         if self.reaped.is_none() {
-            // Never exec'd (go not sent): closing the pipe makes it _exit(127); reap it.
-            self.go.take();
+            if self.go.take().is_none() {
+                // It runs: the recording ended early (an error), so end it too.
+                self.kill(libc::SIGTERM);
+            }
+            // Otherwise closing the go pipe makes the parked child _exit(127). Reap it.
             let _ = self.wait(true);
         }
     }
