@@ -81,9 +81,9 @@ fn uname_release() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Kernel symbols for a file: the tracing data's kallsyms, this machine's `/proc/kallsyms`
-/// when it runs the recorded kernel (same build id, or same release without one), else
-/// perf's build-id cache copy (`~/.debug/[kernel.kallsyms]/ID/kallsyms`).
+/// Kernel symbols for a file: the tracing data's kallsyms, else perf's build-id cache copy
+/// (`~/.debug/[kernel.kallsyms]/ID/kallsyms`), else this machine's `/proc/kallsyms` when it
+/// runs the recorded kernel (same build id, or same release without one).
 pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols> {
     let file = crate::perf::reader::PerfFile::parse(bytes).ok()?;
     let from_text = |t: &str| {
@@ -114,21 +114,26 @@ pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols>
     let release = file
         .feature(feature::OSRELEASE)
         .and_then(features::parse_string);
+    // perf's order: its build-id cache copy (a plain file, cheaper to read than
+    // /proc/kallsyms), then this machine's kallsyms when it runs the recorded kernel.
+    if let (Some(id), Some(home)) = (&file_id, home) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let cached = format!("{home}/.debug/[kernel.kallsyms]/{hex}/kallsyms");
+        if let Some(k) = std::fs::read_to_string(cached)
+            .ok()
+            .and_then(|t| from_text(&t))
+        {
+            return Some(k);
+        }
+    }
     let running = match &file_id {
         Some(id) => running_kernel_build_id().is_some_and(|r| &r == id),
         None => release.is_none() || release == uname_release(),
     };
-    if running {
-        if let Ok(t) = std::fs::read_to_string("/proc/kallsyms") {
-            if let Some(k) = from_text(&t) {
-                return Some(k);
-            }
-        }
+    if !running {
+        return None;
     }
-    let id = file_id?;
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let t = std::fs::read_to_string(format!("{}/.debug/[kernel.kallsyms]/{hex}/kallsyms", home?))
-        .ok()?;
+    let t = std::fs::read_to_string("/proc/kallsyms").ok()?;
     from_text(&t)
 }
 

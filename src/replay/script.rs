@@ -343,6 +343,23 @@ fn push_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// `"%0*lu"`.
+fn push_zero_padded(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = 20;
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let from = i.min(20 - width.min(20));
+    out.extend_from_slice(&buf[from..]);
+}
+
 fn push_i64(out: &mut Vec<u8>, v: i64) {
     if v < 0 {
         out.push(b'-');
@@ -357,8 +374,18 @@ fn push_right(out: &mut Vec<u8>, width: usize, f: impl FnOnce(&mut Vec<u8>)) {
     let n = out.len() - start;
     if n < width {
         let pad = width - n;
-        out.splice(start..start, std::iter::repeat_n(b' ', pad));
+        out.resize(out.len() + pad, b' ');
+        out.copy_within(start..start + n, start + pad);
+        out[start..start + pad].fill(b' ');
     }
+}
+
+/// `"%*s"` of bytes whose length is known.
+fn push_right_bytes(out: &mut Vec<u8>, width: usize, b: &[u8]) {
+    if b.len() < width {
+        out.resize(out.len() + width - b.len(), b' ');
+    }
+    out.extend_from_slice(b);
 }
 
 /// Left-align (`"%-*d"`).
@@ -439,7 +466,7 @@ impl<'f, W: Write> Script<'f, W> {
             if callchain_comm {
                 out.extend_from_slice(comm.as_bytes());
             } else {
-                push_right(out, 16, |o| o.extend_from_slice(comm.as_bytes()));
+                push_right_bytes(out, 16, comm.as_bytes());
             }
             out.push(b' ');
         }
@@ -457,27 +484,14 @@ impl<'f, W: Write> Script<'f, W> {
         }
         if f & CPU != 0 {
             out.push(b'[');
-            push_right(out, 3, |o| {
-                let s = o.len();
-                push_u64(o, cpu.into());
-                let n = o.len() - s;
-                if n < 3 {
-                    o.splice(s..s, std::iter::repeat_n(b'0', 3 - n));
-                }
-            });
+            push_zero_padded(out, cpu.into(), 3);
             out.extend_from_slice(b"] ");
         }
         if f & TIME != 0 {
             push_right(out, 12, |o| {
                 push_u64(o, time / 1_000_000_000);
                 o.push(b'.');
-                let us = (time % 1_000_000_000) / 1000;
-                let s = o.len();
-                push_u64(o, us);
-                let n = o.len() - s;
-                if n < 6 {
-                    o.splice(s..s, std::iter::repeat_n(b'0', 6 - n));
-                }
+                push_zero_padded(o, (time % 1_000_000_000) / 1000, 6);
             });
             out.extend_from_slice(b": ");
         }
@@ -768,6 +782,11 @@ mod tests {
         push_right(&mut o, 5, |o| push_i64(o, -1));
         push_left(&mut o, 5, |o| push_i64(o, 42));
         assert_eq!(o, b"   -142   ");
+        o.clear();
+        push_zero_padded(&mut o, 7, 3);
+        push_zero_padded(&mut o, 1234, 3);
+        push_right(&mut o, 4, |o| o.push(b'x'));
+        assert_eq!(o, b"0071234   x");
         o.clear();
         push_hex16(&mut o, u64::MAX);
         assert_eq!(o, b"ffffffffffffffff");

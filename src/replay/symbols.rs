@@ -209,6 +209,10 @@ fn keep_first(a: &Candidate, b: &Candidate, arena: &str, demangle: bool) -> bool
     if gb && !ga {
         return false;
     }
+    if a.name(arena) == b.name(arena) {
+        // The same symbol from .symtab and .dynsym: the first stays.
+        return true;
+    }
     let shown = |c: &Candidate| -> std::borrow::Cow<'_, str> {
         if demangle {
             std::borrow::Cow::Owned(perf_demangle(c.name(arena)))
@@ -267,7 +271,8 @@ fn fixup_duplicate(c: Vec<Candidate>, arena: &str, demangle: bool) -> Vec<Candid
 
 impl SymbolMap {
     fn build(mut c: Vec<Candidate>, arena: Arena, kallsyms: bool, demangle: bool) -> SymbolMap {
-        c.sort_by_key(|s| s.start);
+        // Names are appended in insertion order, so (start, off) is the stable order.
+        c.sort_unstable_by_key(|s| (s.start, s.off));
         fixup_end(&mut c, kallsyms);
         let c = fixup_duplicate(c, &arena.0, demangle);
         SymbolMap::from_fixed(c, arena, demangle)
@@ -378,7 +383,8 @@ impl SymbolMap {
         let mut failed = false;
         if !sf.elf_symbol_table().is_empty() {
             failed = elf_pass(&sf, sf.elf_symbol_table(), &loads, &mut c, &mut arena);
-            c.sort_by_key(|s| s.start);
+            // Names are appended in insertion order, so (start, off) is the stable order.
+            c.sort_unstable_by_key(|s| (s.start, s.off));
             if !failed && !c.is_empty() {
                 fixup_end(&mut c, false);
                 c = fixup_duplicate(c, &arena.0, true);
@@ -400,7 +406,8 @@ impl SymbolMap {
             );
             let added = !d.is_empty();
             c.extend(d);
-            c.sort_by_key(|s| s.start);
+            // Names are appended in insertion order, so (start, off) is the stable order.
+            c.sort_unstable_by_key(|s| (s.start, s.off));
             if !failed && added {
                 fixup_end(&mut c, false);
                 c = fixup_duplicate(c, &arena.0, true);
