@@ -297,67 +297,45 @@ pub struct Script<'f, W: Write> {
 const FLUSH_AT: usize = 1 << 20;
 const KEY_NO_MAP: u32 = u32::MAX;
 
-fn push_hex(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 16];
-    let mut i = 16;
+/// The digits of `v` in `base` (10 or 16), right-aligned in a 20-byte buffer filled with
+/// `fill`; returns the buffer and where the digits start.
+fn digits(v: u64, base: u64, fill: u8) -> ([u8; 20], usize) {
+    let mut buf = [fill; 20];
+    let mut i = 20;
     let mut v = v;
     loop {
         i -= 1;
-        buf[i] = b"0123456789abcdef"[(v & 15) as usize];
-        v >>= 4;
+        buf[i] = b"0123456789abcdef"[(v % base) as usize];
+        v /= base;
         if v == 0 {
             break;
         }
     }
+    (buf, i)
+}
+
+/// `"%lx"`.
+fn push_hex(out: &mut Vec<u8>, v: u64) {
+    let (buf, i) = digits(v, 16, b' ');
     out.extend_from_slice(&buf[i..]);
 }
 
 /// `"%16lx"`.
 fn push_hex16(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [b' '; 16];
-    let mut i = 16;
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[(v & 15) as usize];
-        v >>= 4;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf);
+    let (buf, _) = digits(v, 16, b' ');
+    out.extend_from_slice(&buf[4..]);
 }
 
+/// `"%lu"`.
 fn push_u64(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = 20;
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
+    let (buf, i) = digits(v, 10, b'0');
     out.extend_from_slice(&buf[i..]);
 }
 
 /// `"%0*lu"`.
 fn push_zero_padded(out: &mut Vec<u8>, v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = 20;
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let from = i.min(20 - width.min(20));
-    out.extend_from_slice(&buf[from..]);
+    let (buf, i) = digits(v, 10, b'0');
+    out.extend_from_slice(&buf[i.min(20 - width.min(20))..]);
 }
 
 fn push_i64(out: &mut Vec<u8>, v: i64) {
