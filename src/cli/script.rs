@@ -146,9 +146,8 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
     })?;
     let bytes: &[u8] = &map;
     let home = std::env::var("HOME").ok();
-    let ksyms = kernel_symbols(bytes, home.as_deref());
     let mut session =
-        Session::new(bytes, ksyms).with_context(|| format!("{}", args.input.display()))?;
+        Session::new(bytes, None).with_context(|| format!("{}", args.input.display()))?;
     if session.evsels.is_empty() {
         bail!(
             "{}: the file has no events (attrs section empty)",
@@ -181,6 +180,12 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
         for n in &plan.notes {
             eprintln!("{n}");
         }
+        let frames = opts.json && session.evsels.iter().any(|e| e.has_callchain());
+        if frames || plan.needs_kernel_symbols(&session.evsels) {
+            if let Some(k) = kernel_symbols(bytes, opts.home.as_deref()) {
+                session.set_kernel_symbols(k);
+            }
+        }
         let mut s = Script::new(out, &session.evsels, plan, opts, &files);
         let r = session.run(&mut |m, ev, e: Event<'_>| s.event(m, ev, e));
         r?;
@@ -194,6 +199,14 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
         eprintln!(
             "Warning:\nProcessed {} events and lost {} chunks!\n\nCheck IO/CPU overload!\n",
             st.events, st.lost_records
+        );
+    }
+    // perf_session__warn_about_errors: more than 5% of the samples dropped.
+    let total = st.samples + st.lost_samples;
+    if st.lost_samples > 0 && st.lost_samples as f64 / total as f64 > 0.05 {
+        eprintln!(
+            "Warning:\nProcessed {total} samples and lost {:3.2}%!\n",
+            st.lost_samples as f64 * 100.0 / total as f64
         );
     }
     if st.bad_samples + st.bad_records > 0 {

@@ -239,6 +239,23 @@ pub fn plan(evsels: &[Evsel], opts: &ScriptOptions) -> Result<Plan, String> {
     })
 }
 
+impl Plan {
+    /// Whether printing `evsels` this way can show a kernel symbol: a printed ip or
+    /// callchain, or a `%pS`-style argument in a print fmt. Without one, replay need not read
+    /// kallsyms (0.1 s of 122 000 lines).
+    pub fn needs_kernel_symbols(&self, evsels: &[Evsel]) -> bool {
+        evsels.iter().any(|e| {
+            let ip = self.fields[type_index(e.attr.type_)] & (field::IP | field::SYM) != 0;
+            let fmt = e.format.as_deref().is_some_and(|f| {
+                ["%pS", "%ps", "%pF", "%pf", "%pB"]
+                    .iter()
+                    .any(|p| f.print_fmt.contains(p))
+            });
+            ip || fmt
+        })
+    }
+}
+
 /// A fast hasher for (u32, u64) frame keys.
 #[derive(Default)]
 struct FrameHasher(u64);

@@ -93,6 +93,8 @@ pub struct Stats {
     pub bad_records: u64,
     /// Records of types replay does not use.
     pub skipped: u64,
+    /// Samples the kernel dropped (sum of `PERF_RECORD_LOST_SAMPLES`).
+    pub lost_samples: u64,
 }
 
 /// A perf.data file ready to replay.
@@ -247,6 +249,13 @@ impl<'a> Session<'a> {
         })
     }
 
+    /// Use `k` for kernel addresses (before [`Session::run`]).
+    pub fn set_kernel_symbols(&mut self, k: KernelSymbols) {
+        self.kernel_text = k.text;
+        self.machine
+            .add_dso(Dso::with_symbols(KERNEL_DSO, DsoKind::Kernel, k.map));
+    }
+
     /// The evsel of a record.
     fn evsel_of(&self, rec: &RawRecord<'_>) -> Option<usize> {
         if self.evsels.len() == 1 {
@@ -363,6 +372,10 @@ impl<'a> Session<'a> {
                 None => self.stats.bad_records += 1,
             },
             record::EXIT => {}
+            record::LOST_SAMPLES => match abi::u64_at(rec.body, 0) {
+                Some(n) => self.stats.lost_samples += n,
+                None => self.stats.bad_records += 1,
+            },
             record::LOST => {
                 let Some(l) = records::parse_lost(rec.body) else {
                     self.stats.bad_records += 1;
