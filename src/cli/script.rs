@@ -209,6 +209,13 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
             st.lost_samples as f64 * 100.0 / total as f64
         );
     }
+    if st.compressed > 0 {
+        eprintln!(
+            "rprobe: warning: {}: {} compressed records (perf record -z) were skipped: their events are missing; record without -z",
+            args.input.display(),
+            st.compressed
+        );
+    }
     if st.bad_samples + st.bad_records > 0 {
         eprintln!(
             "rprobe: warning: {} samples and {} other records could not be parsed and were skipped",

@@ -95,6 +95,8 @@ pub struct Stats {
     pub skipped: u64,
     /// Samples the kernel dropped (sum of `PERF_RECORD_LOST_SAMPLES`).
     pub lost_samples: u64,
+    /// `PERF_RECORD_COMPRESSED` records (`perf record -z`), not decompressed.
+    pub compressed: u64,
 }
 
 /// A perf.data file ready to replay.
@@ -372,6 +374,7 @@ impl<'a> Session<'a> {
                 None => self.stats.bad_records += 1,
             },
             record::EXIT => {}
+            record::COMPRESSED => self.stats.compressed += 1,
             record::LOST_SAMPLES => match abi::u64_at(rec.body, 0) {
                 Some(n) => self.stats.lost_samples += n,
                 None => self.stats.bad_records += 1,

@@ -87,7 +87,16 @@ pub fn perf_demangle(name: &str) -> String {
             .no_return_type();
         if let Ok(sym) = cpp_demangle::Symbol::new(name) {
             if let Ok(s) = sym.demangle_with_options(&opts) {
-                return libiberty_style(&s);
+                // Without parameters libiberty leaves out the function's own cv- and
+                // ref-qualifiers too (`Foo::bar() const` is `Foo::bar`).
+                let mut t = s.as_str();
+                while let Some(rest) = [" const", " volatile", " &&", " &"]
+                    .iter()
+                    .find_map(|q| t.strip_suffix(q))
+                {
+                    t = rest;
+                }
+                return libiberty_style(t);
             }
         }
     }
@@ -595,6 +604,10 @@ mod tests {
             "core::fmt::write"
         );
         assert_eq!(perf_demangle("malloc"), "malloc");
+        assert_eq!(
+            perf_demangle("_ZNK4llvm5Value7getTypeEv"),
+            "llvm::Value::getType"
+        );
         assert_eq!(
             perf_demangle("_ZN6rprobe5dwarf5types47_$LT$impl$u20$rprobe..debuginfo..TypeSource$GT$4peel17h04927346cbd9d5b6E"),
             "rprobe::dwarf::types::<impl rprobe::debuginfo::TypeSource>::peel"
