@@ -422,9 +422,64 @@ impl SymbolMap {
                 c = fixup_duplicate(c, &arena.0, true);
             }
         }
+        if !failed && !c.is_empty() {
+            if let Some(r) = &rt {
+                // Inserted after the fix-ups, as perf does.
+                let start = c.len();
+                plt_symbols(r, &mut c, &mut arena);
+                if c.len() > start {
+                    c.sort_unstable_by_key(|s| (s.start, s.off));
+                }
+            }
+        }
         let mut m = SymbolMap::from_fixed(c, arena, true);
         m.load_failed = failed;
         Some(m)
+    }
+}
+
+/// perf 6.1's `dso__synthesize_plt_symbols` (x86-64): one `NAME@plt` symbol per `.rela.plt`
+/// entry, in relocation order, `sh_entsize` bytes each, after a header of the same size, from
+/// the start of `.plt` (file offsets). Names are demangled before `@plt` is added.
+fn plt_symbols(f: &ElfFile64<'_, Endianness>, c: &mut Vec<Candidate>, arena: &mut Arena) {
+    let e = f.endian();
+    let sections = f.elf_section_table();
+    let dynsym = f.elf_dynamic_symbol_table();
+    if dynsym.is_empty() {
+        return;
+    }
+    let (Some((_, rela)), Some((_, plt))) = (
+        sections.section_by_name(e, b".rela.plt"),
+        sections.section_by_name(e, b".plt"),
+    ) else {
+        return;
+    };
+    if rela.sh_link(e) as usize != dynsym.section().0 || rela.sh_type(e) != elf::SHT_RELA {
+        return;
+    }
+    let Ok(data) = rela.data(e, f.data()) else {
+        return;
+    };
+    let entsize = plt.sh_entsize(e);
+    let mut at = plt.sh_offset(e) + entsize;
+    let strings = dynsym.strings();
+    for r in data.chunks_exact(24) {
+        let info = u64::from_le_bytes(r[8..16].try_into().unwrap_or([0; 8]));
+        let Some(sym) = dynsym.symbols().get((info >> 32) as usize) else {
+            return;
+        };
+        let name = sym.name(e, strings).unwrap_or(b"");
+        let name = perf_demangle(&String::from_utf8_lossy(name)) + "@plt";
+        let (off, len) = arena.add(&name);
+        c.push(Candidate {
+            start: at,
+            end: at + entsize,
+            bind: STB_GLOBAL,
+            module: false,
+            off,
+            len,
+        });
+        at += entsize;
     }
 }
 
@@ -630,6 +685,29 @@ mod tests {
             perf_demangle("_RNvMs3_NtNtCsdadwybgsbvk_12rustc_middle2ty7contextNtB5_13CtxtInterners16intern_predicate.warm"),
             "<rustc_middle::ty::context::CtxtInterners>::intern_predicate"
         );
+    }
+
+    #[test]
+    fn plt_entries_are_named_after_their_relocations() {
+        // coreutils' true: .plt at file offset 0x2020, 16-byte entries, .rela.plt starts with
+        // free and abort (Debian 12; skip where the layout differs).
+        let Ok(t) = std::fs::read("/usr/bin/true") else {
+            return;
+        };
+        let m = SymbolMap::from_elf(&t, &t).expect("elf");
+        let plt: Vec<&Symbol> = m
+            .symbols()
+            .iter()
+            .filter(|s| s.name().ends_with("@plt"))
+            .collect();
+        if plt.first().map(|s| s.start) != Some(0x2030) {
+            println!("SKIP plt_entries_are_named_after_their_relocations: another /usr/bin/true");
+            return;
+        }
+        assert_eq!(plt[0].name(), "free@plt");
+        assert_eq!(plt[1].name(), "abort@plt");
+        assert_eq!((plt[1].start, plt[1].end), (0x2040, 0x2050));
+        assert_eq!(m.find(0x2044).map(|s| s.name()), Some("abort@plt"));
     }
 
     #[test]
