@@ -187,6 +187,9 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
             }
         }
         let mut s = Script::new(out, &session.evsels, plan, opts, &files);
+        if let Some(t) = &session.tracing {
+            s.set_printk(&t.printk);
+        }
         let r = session.run(&mut |m, ev, e: Event<'_>| s.event(m, ev, e));
         r?;
         s.flush()?;

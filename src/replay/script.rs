@@ -527,9 +527,8 @@ impl<'f, W: Write> Script<'f, W> {
         }
         if f & TRACE != 0 {
             if let Some(raw) = s.raw {
-                let ksyms = self.kernel_syms(m);
                 let mut tmp = std::mem::take(&mut self.out);
-                self.trace.render(idx, raw, &ksyms, &mut tmp);
+                self.trace_text(m, idx, raw, &mut tmp);
                 self.out = tmp;
             }
         }
@@ -549,11 +548,17 @@ impl<'f, W: Write> Script<'f, W> {
         self.out.push(b'\n');
     }
 
-    fn kernel_syms<'m>(&self, m: &'m Machine) -> KernelSyms<'m> {
+    fn kernel_syms<'m>(&'m self, m: &'m Machine) -> KernelSyms<'m> {
         KernelSyms {
             map: m.kernel_symbols(),
             delta: m.kernel_delta,
+            printk: Some(&self.trace.printk),
         }
+    }
+
+    /// Use the tracing data's `printk_formats` text for `%s` of kernel string pointers.
+    pub fn set_printk(&mut self, text: &str) {
+        self.trace.printk = super::printfmt::PrintkFormats::parse(text);
     }
 
     fn lost(
