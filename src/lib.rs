@@ -6,6 +6,7 @@
 //! holds every raw syscall and all `unsafe`; `cli` orchestrates and is the only module that
 //! prints.
 
+pub mod aggregate;
 pub mod btf;
 pub mod cli;
 pub mod debuginfo;

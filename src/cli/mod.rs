@@ -11,6 +11,7 @@ mod env;
 mod funcs;
 mod list;
 mod script;
+mod sdt;
 mod vars;
 
 use clap::{Parser, Subcommand};
@@ -26,7 +27,8 @@ Examples:
   rprobe del 'probe_bash:*'
   rprobe funcs -x /bin/bash 'read*'
   rprobe vars vfs_read                                   variables a probe can read
-  rprobe script -i perf.data                             replay as `perf script` prints it";
+  rprobe script -i perf.data                             replay as `perf script` prints it
+  rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -48,6 +50,7 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     Vars(vars::VarsArgs),
     Script(script::ScriptArgs),
+    Sdt(sdt::SdtArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -69,6 +72,7 @@ pub fn main() -> i32 {
         Command::Doctor(a) => doctor::run(&a, &mut out),
         Command::Vars(a) => vars::run(&a, &mut out),
         Command::Script(a) => script::run(&a, &mut out),
+        Command::Sdt(a) => sdt::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

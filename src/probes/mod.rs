@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod regs;
 pub mod resolve;
 pub mod spec;
+pub mod usdt;
 
 pub use def::{DefArg, Place, ProbeDef, ProbeKind};
 pub use error::SpecError;
