@@ -81,9 +81,9 @@ fn uname_release() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Kernel symbols for a file: the tracing data's kallsyms, this machine's `/proc/kallsyms`
-/// when it runs the recorded kernel (same build id, or same release without one), else
-/// perf's build-id cache copy (`~/.debug/[kernel.kallsyms]/ID/kallsyms`).
+/// Kernel symbols for a file: the tracing data's kallsyms, else perf's build-id cache copy
+/// (`~/.debug/[kernel.kallsyms]/ID/kallsyms`), else this machine's `/proc/kallsyms` when it
+/// runs the recorded kernel (same build id, or same release without one).
 pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols> {
     let file = crate::perf::reader::PerfFile::parse(bytes).ok()?;
     let from_text = |t: &str| {
@@ -114,21 +114,26 @@ pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols>
     let release = file
         .feature(feature::OSRELEASE)
         .and_then(features::parse_string);
+    // perf's order: its build-id cache copy (a plain file, cheaper to read than
+    // /proc/kallsyms), then this machine's kallsyms when it runs the recorded kernel.
+    if let (Some(id), Some(home)) = (&file_id, home) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let cached = format!("{home}/.debug/[kernel.kallsyms]/{hex}/kallsyms");
+        if let Some(k) = std::fs::read_to_string(cached)
+            .ok()
+            .and_then(|t| from_text(&t))
+        {
+            return Some(k);
+        }
+    }
     let running = match &file_id {
         Some(id) => running_kernel_build_id().is_some_and(|r| &r == id),
         None => release.is_none() || release == uname_release(),
     };
-    if running {
-        if let Ok(t) = std::fs::read_to_string("/proc/kallsyms") {
-            if let Some(k) = from_text(&t) {
-                return Some(k);
-            }
-        }
+    if !running {
+        return None;
     }
-    let id = file_id?;
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let t = std::fs::read_to_string(format!("{}/.debug/[kernel.kallsyms]/{hex}/kallsyms", home?))
-        .ok()?;
+    let t = std::fs::read_to_string("/proc/kallsyms").ok()?;
     from_text(&t)
 }
 
@@ -141,9 +146,8 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
     })?;
     let bytes: &[u8] = &map;
     let home = std::env::var("HOME").ok();
-    let ksyms = kernel_symbols(bytes, home.as_deref());
     let mut session =
-        Session::new(bytes, ksyms).with_context(|| format!("{}", args.input.display()))?;
+        Session::new(bytes, None).with_context(|| format!("{}", args.input.display()))?;
     if session.evsels.is_empty() {
         bail!(
             "{}: the file has no events (attrs section empty)",
@@ -176,7 +180,16 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
         for n in &plan.notes {
             eprintln!("{n}");
         }
+        let frames = opts.json && session.evsels.iter().any(|e| e.has_callchain());
+        if frames || plan.needs_kernel_symbols(&session.evsels) {
+            if let Some(k) = kernel_symbols(bytes, opts.home.as_deref()) {
+                session.set_kernel_symbols(k);
+            }
+        }
         let mut s = Script::new(out, &session.evsels, plan, opts, &files);
+        if let Some(t) = &session.tracing {
+            s.set_printk(&t.printk);
+        }
         let r = session.run(&mut |m, ev, e: Event<'_>| s.event(m, ev, e));
         r?;
         s.flush()?;
@@ -189,6 +202,21 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
         eprintln!(
             "Warning:\nProcessed {} events and lost {} chunks!\n\nCheck IO/CPU overload!\n",
             st.events, st.lost_records
+        );
+    }
+    // perf_session__warn_about_errors: more than 5% of the samples dropped.
+    let total = st.samples + st.lost_samples;
+    if st.lost_samples > 0 && st.lost_samples as f64 / total as f64 > 0.05 {
+        eprintln!(
+            "Warning:\nProcessed {total} samples and lost {:3.2}%!\n",
+            st.lost_samples as f64 * 100.0 / total as f64
+        );
+    }
+    if st.compressed > 0 {
+        eprintln!(
+            "rprobe: warning: {}: {} compressed records (perf record -z) were skipped: their events are missing; record without -z",
+            args.input.display(),
+            st.compressed
         );
     }
     if st.bad_samples + st.bad_records > 0 {

@@ -239,6 +239,23 @@ pub fn plan(evsels: &[Evsel], opts: &ScriptOptions) -> Result<Plan, String> {
     })
 }
 
+impl Plan {
+    /// Whether printing `evsels` this way can show a kernel symbol: a printed ip or
+    /// callchain, or a `%pS`-style argument in a print fmt. Without one, replay need not read
+    /// kallsyms (0.1 s of 122 000 lines).
+    pub fn needs_kernel_symbols(&self, evsels: &[Evsel]) -> bool {
+        evsels.iter().any(|e| {
+            let ip = self.fields[type_index(e.attr.type_)] & (field::IP | field::SYM) != 0;
+            let fmt = e.format.as_deref().is_some_and(|f| {
+                ["%pS", "%ps", "%pF", "%pf", "%pB"]
+                    .iter()
+                    .any(|p| f.print_fmt.contains(p))
+            });
+            ip || fmt
+        })
+    }
+}
+
 /// A fast hasher for (u32, u64) frame keys.
 #[derive(Default)]
 struct FrameHasher(u64);
@@ -297,50 +314,45 @@ pub struct Script<'f, W: Write> {
 const FLUSH_AT: usize = 1 << 20;
 const KEY_NO_MAP: u32 = u32::MAX;
 
-fn push_hex(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 16];
-    let mut i = 16;
+/// The digits of `v` in `base` (10 or 16), right-aligned in a 20-byte buffer filled with
+/// `fill`; returns the buffer and where the digits start.
+fn digits(v: u64, base: u64, fill: u8) -> ([u8; 20], usize) {
+    let mut buf = [fill; 20];
+    let mut i = 20;
     let mut v = v;
     loop {
         i -= 1;
-        buf[i] = b"0123456789abcdef"[(v & 15) as usize];
-        v >>= 4;
+        buf[i] = b"0123456789abcdef"[(v % base) as usize];
+        v /= base;
         if v == 0 {
             break;
         }
     }
+    (buf, i)
+}
+
+/// `"%lx"`.
+fn push_hex(out: &mut Vec<u8>, v: u64) {
+    let (buf, i) = digits(v, 16, b' ');
     out.extend_from_slice(&buf[i..]);
 }
 
 /// `"%16lx"`.
 fn push_hex16(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [b' '; 16];
-    let mut i = 16;
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[(v & 15) as usize];
-        v >>= 4;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf);
+    let (buf, _) = digits(v, 16, b' ');
+    out.extend_from_slice(&buf[4..]);
 }
 
+/// `"%lu"`.
 fn push_u64(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = 20;
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
+    let (buf, i) = digits(v, 10, b'0');
     out.extend_from_slice(&buf[i..]);
+}
+
+/// `"%0*lu"`.
+fn push_zero_padded(out: &mut Vec<u8>, v: u64, width: usize) {
+    let (buf, i) = digits(v, 10, b'0');
+    out.extend_from_slice(&buf[i.min(20 - width.min(20))..]);
 }
 
 fn push_i64(out: &mut Vec<u8>, v: i64) {
@@ -357,8 +369,18 @@ fn push_right(out: &mut Vec<u8>, width: usize, f: impl FnOnce(&mut Vec<u8>)) {
     let n = out.len() - start;
     if n < width {
         let pad = width - n;
-        out.splice(start..start, std::iter::repeat_n(b' ', pad));
+        out.resize(out.len() + pad, b' ');
+        out.copy_within(start..start + n, start + pad);
+        out[start..start + pad].fill(b' ');
     }
+}
+
+/// `"%*s"` of bytes whose length is known.
+fn push_right_bytes(out: &mut Vec<u8>, width: usize, b: &[u8]) {
+    if b.len() < width {
+        out.resize(out.len() + width - b.len(), b' ');
+    }
+    out.extend_from_slice(b);
 }
 
 /// Left-align (`"%-*d"`).
@@ -439,7 +461,7 @@ impl<'f, W: Write> Script<'f, W> {
             if callchain_comm {
                 out.extend_from_slice(comm.as_bytes());
             } else {
-                push_right(out, 16, |o| o.extend_from_slice(comm.as_bytes()));
+                push_right_bytes(out, 16, comm.as_bytes());
             }
             out.push(b' ');
         }
@@ -457,27 +479,14 @@ impl<'f, W: Write> Script<'f, W> {
         }
         if f & CPU != 0 {
             out.push(b'[');
-            push_right(out, 3, |o| {
-                let s = o.len();
-                push_u64(o, cpu.into());
-                let n = o.len() - s;
-                if n < 3 {
-                    o.splice(s..s, std::iter::repeat_n(b'0', 3 - n));
-                }
-            });
+            push_zero_padded(out, cpu.into(), 3);
             out.extend_from_slice(b"] ");
         }
         if f & TIME != 0 {
             push_right(out, 12, |o| {
                 push_u64(o, time / 1_000_000_000);
                 o.push(b'.');
-                let us = (time % 1_000_000_000) / 1000;
-                let s = o.len();
-                push_u64(o, us);
-                let n = o.len() - s;
-                if n < 6 {
-                    o.splice(s..s, std::iter::repeat_n(b'0', 6 - n));
-                }
+                push_zero_padded(o, (time % 1_000_000_000) / 1000, 6);
             });
             out.extend_from_slice(b": ");
         }
@@ -518,9 +527,8 @@ impl<'f, W: Write> Script<'f, W> {
         }
         if f & TRACE != 0 {
             if let Some(raw) = s.raw {
-                let ksyms = self.kernel_syms(m);
                 let mut tmp = std::mem::take(&mut self.out);
-                self.trace.render(idx, raw, &ksyms, &mut tmp);
+                self.trace_text(m, idx, raw, &mut tmp);
                 self.out = tmp;
             }
         }
@@ -540,11 +548,17 @@ impl<'f, W: Write> Script<'f, W> {
         self.out.push(b'\n');
     }
 
-    fn kernel_syms<'m>(&self, m: &'m Machine) -> KernelSyms<'m> {
+    fn kernel_syms<'m>(&'m self, m: &'m Machine) -> KernelSyms<'m> {
         KernelSyms {
             map: m.kernel_symbols(),
             delta: m.kernel_delta,
+            printk: Some(&self.trace.printk),
         }
+    }
+
+    /// Use the tracing data's `printk_formats` text for `%s` of kernel string pointers.
+    pub fn set_printk(&mut self, text: &str) {
+        self.trace.printk = super::printfmt::PrintkFormats::parse(text);
     }
 
     fn lost(
@@ -768,6 +782,11 @@ mod tests {
         push_right(&mut o, 5, |o| push_i64(o, -1));
         push_left(&mut o, 5, |o| push_i64(o, 42));
         assert_eq!(o, b"   -142   ");
+        o.clear();
+        push_zero_padded(&mut o, 7, 3);
+        push_zero_padded(&mut o, 1234, 3);
+        push_right(&mut o, 4, |o| o.push(b'x'));
+        assert_eq!(o, b"0071234   x");
         o.clear();
         push_hex16(&mut o, u64::MAX);
         assert_eq!(o, b"ffffffffffffffff");

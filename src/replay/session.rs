@@ -93,6 +93,10 @@ pub struct Stats {
     pub bad_records: u64,
     /// Records of types replay does not use.
     pub skipped: u64,
+    /// Samples the kernel dropped (sum of `PERF_RECORD_LOST_SAMPLES`).
+    pub lost_samples: u64,
+    /// `PERF_RECORD_COMPRESSED` records (`perf record -z`), not decompressed.
+    pub compressed: u64,
 }
 
 /// A perf.data file ready to replay.
@@ -116,43 +120,36 @@ pub struct Session<'a> {
     pub warnings: Vec<Warning>,
 }
 
-/// perf's name for a software event `config`.
-fn sw_name(config: u64) -> String {
-    let n = [
-        "cpu-clock",
-        "task-clock",
-        "page-faults",
-        "context-switches",
-        "cpu-migrations",
-        "minor-faults",
-        "major-faults",
-        "alignment-faults",
-        "emulation-faults",
-        "dummy",
-    ];
-    n.get(config as usize).map_or_else(
-        || format!("unknown-software:{config}"),
-        |s| (*s).to_string(),
-    )
-}
+/// perf's names of software (`cpu-clock`) and hardware (`cycles`) event configs.
+const SW_NAMES: [&str; 10] = [
+    "cpu-clock",
+    "task-clock",
+    "page-faults",
+    "context-switches",
+    "cpu-migrations",
+    "minor-faults",
+    "major-faults",
+    "alignment-faults",
+    "emulation-faults",
+    "dummy",
+];
+const HW_NAMES: [&str; 10] = [
+    "cycles",
+    "instructions",
+    "cache-references",
+    "cache-misses",
+    "branches",
+    "branch-misses",
+    "bus-cycles",
+    "stalled-cycles-frontend",
+    "stalled-cycles-backend",
+    "ref-cycles",
+];
 
-fn hw_name(config: u64) -> String {
-    let n = [
-        "cycles",
-        "instructions",
-        "cache-references",
-        "cache-misses",
-        "branches",
-        "branch-misses",
-        "bus-cycles",
-        "stalled-cycles-frontend",
-        "stalled-cycles-backend",
-        "ref-cycles",
-    ];
-    n.get(config as usize).map_or_else(
-        || format!("unknown-hardware:{config}"),
-        |s| (*s).to_string(),
-    )
+fn config_name(names: &[&str], kind: &str, config: u64) -> String {
+    names
+        .get(config as usize)
+        .map_or_else(|| format!("unknown-{kind}:{config}"), |s| (*s).to_string())
 }
 
 /// perf's modifier suffix (`evsel__add_modifiers`): the contexts counted, in the order
@@ -182,8 +179,8 @@ pub fn default_name(a: &EventAttr, format: Option<(&str, &EventFormat)>) -> Stri
             Some((sys, f)) => format!("{sys}:{}", f.name),
             None => format!("unknown tracepoint {}", a.config),
         },
-        perf_type::SOFTWARE => sw_name(a.config) + &modifiers(a),
-        perf_type::HARDWARE => hw_name(a.config) + &modifiers(a),
+        perf_type::SOFTWARE => config_name(&SW_NAMES, "software", a.config) + &modifiers(a),
+        perf_type::HARDWARE => config_name(&HW_NAMES, "hardware", a.config) + &modifiers(a),
         t => format!("raw 0x{:x} type {t}", a.config),
     }
 }
@@ -252,6 +249,13 @@ impl<'a> Session<'a> {
             stats: Stats::default(),
             warnings,
         })
+    }
+
+    /// Use `k` for kernel addresses (before [`Session::run`]).
+    pub fn set_kernel_symbols(&mut self, k: KernelSymbols) {
+        self.kernel_text = k.text;
+        self.machine
+            .add_dso(Dso::with_symbols(KERNEL_DSO, DsoKind::Kernel, k.map));
     }
 
     /// The evsel of a record.
@@ -370,6 +374,11 @@ impl<'a> Session<'a> {
                 None => self.stats.bad_records += 1,
             },
             record::EXIT => {}
+            record::COMPRESSED => self.stats.compressed += 1,
+            record::LOST_SAMPLES => match abi::u64_at(rec.body, 0) {
+                Some(n) => self.stats.lost_samples += n,
+                None => self.stats.bad_records += 1,
+            },
             record::LOST => {
                 let Some(l) = records::parse_lost(rec.body) else {
                     self.stats.bad_records += 1;

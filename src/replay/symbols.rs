@@ -20,6 +20,7 @@
 use object::elf;
 use object::read::elf::{ElfFile64, ProgramHeader, SectionHeader, Sym};
 use object::{Endianness, Object};
+use std::rc::Rc;
 
 /// One symbol: `[start, end)` in the table's address space (file offsets for ELF, kernel
 /// addresses for kallsyms).
@@ -29,9 +30,12 @@ pub struct Symbol {
     pub start: u64,
     /// One past the last address.
     pub end: u64,
-    /// The name as stored.
-    pub raw: Box<str>,
-    /// Whether to demangle `raw` for display.
+    /// The table's names, one string; this symbol's is `names[off..off + len]`. One
+    /// allocation per table instead of one per symbol (libLLVM has 3·10^5 symbols).
+    names: Rc<str>,
+    off: u32,
+    len: u32,
+    /// Whether to demangle the name for display.
     demangle: bool,
     /// The display name, demangled on first use (a big C++ library has 10^5 symbols; a
     /// profile touches a few hundred).
@@ -39,13 +43,19 @@ pub struct Symbol {
 }
 
 impl Symbol {
+    /// The name as stored.
+    pub fn raw(&self) -> &str {
+        let (a, b) = (self.off as usize, (self.off + self.len) as usize);
+        self.names.get(a..b).unwrap_or("")
+    }
+
     /// The name perf prints (demangled).
     pub fn name(&self) -> &str {
         if !self.demangle {
-            return &self.raw;
+            return self.raw();
         }
         self.shown
-            .get_or_init(|| perf_demangle(&self.raw).into_boxed_str())
+            .get_or_init(|| perf_demangle(self.raw()).into_boxed_str())
     }
 }
 
@@ -53,10 +63,18 @@ impl Symbol {
 /// parameters, return types or clone suffixes (`llvm::EVT::getEVT`), Rust without the hash
 /// (`core::fmt::write`, `<T as Trait>::f`); anything else unchanged.
 pub fn perf_demangle(name: &str) -> String {
-    // Rust names never hold '.', so one starts a compiler suffix (`.llvm.123`, BOLT's
-    // `.warm`), which libiberty drops.
-    let rust = if name.starts_with("_R") || name.starts_with("_ZN") {
+    // A compiler suffix (`.llvm.123`, BOLT's `.warm`) is dropped, as libiberty does. v0
+    // names (`_R`) never hold '.'; legacy ones (`_ZN..E`) use `..` for `::`, so their suffix
+    // starts at an `E.` followed only by suffix characters.
+    let rust = if name.starts_with("_R") {
         name.split('.').next().unwrap_or(name)
+    } else if name.starts_with("_ZN") {
+        let cut = name.match_indices("E.").map(|(i, _)| i + 1).find(|&i| {
+            name[i..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+        });
+        cut.map_or(name, |i| &name[..i])
     } else {
         name
     };
@@ -69,11 +87,63 @@ pub fn perf_demangle(name: &str) -> String {
             .no_return_type();
         if let Ok(sym) = cpp_demangle::Symbol::new(name) {
             if let Ok(s) = sym.demangle_with_options(&opts) {
-                return s;
+                // Without parameters libiberty leaves out the function's own cv- and
+                // ref-qualifiers too (`Foo::bar() const` is `Foo::bar`).
+                let mut t = s.as_str();
+                while let Some(rest) = [" const", " volatile", " &&", " &"]
+                    .iter()
+                    .find_map(|q| t.strip_suffix(q))
+                {
+                    t = rest;
+                }
+                return libiberty_style(t);
             }
         }
     }
     name.to_string()
+}
+
+/// Where cpp_demangle and libiberty (perf's `bfd_demangle`) print C++ differently: integer
+/// template arguments (`(unsigned int)4` is `4u`, `(int)4` is `4`) and empty parameter packs
+/// (`Foo<A, >` is `Foo<A>`).
+fn libiberty_style(s: &str) -> String {
+    const SUFFIX: [(&str, &str); 6] = [
+        ("(unsigned long long)", "ull"),
+        ("(long long)", "ll"),
+        ("(unsigned long)", "ul"),
+        ("(unsigned int)", "u"),
+        ("(long)", "l"),
+        ("(int)", ""),
+    ];
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    'scan: while !rest.is_empty() {
+        if rest.starts_with('(') {
+            for (cast, suffix) in SUFFIX {
+                if let Some(after) = rest.strip_prefix(cast) {
+                    let digits = after
+                        .char_indices()
+                        .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '-'))
+                        .count();
+                    if digits > 0 && after[..digits].chars().any(|c| c.is_ascii_digit()) {
+                        out.push_str(&after[..digits]);
+                        out.push_str(suffix);
+                        rest = &after[digits..];
+                        continue 'scan;
+                    }
+                }
+            }
+        }
+        if let Some(after) = rest.strip_prefix(", >") {
+            out.push('>');
+            rest = after;
+            continue;
+        }
+        let c = rest.chars().next().unwrap_or(' ');
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// A sorted table of non-duplicate symbols.
@@ -85,12 +155,36 @@ pub struct SymbolMap {
     pub load_failed: bool,
 }
 
-/// A symbol before the fix-ups.
+/// A symbol before the fix-ups; its name is `arena[off..off + len]`.
+#[derive(Debug, Clone, Copy)]
 struct Candidate {
     start: u64,
     end: u64,
     bind: u8,
-    name: String,
+    /// A kallsyms module symbol (`[mod]` column).
+    module: bool,
+    off: u32,
+    len: u32,
+}
+
+impl Candidate {
+    fn name<'a>(&self, arena: &'a str) -> &'a str {
+        arena
+            .get(self.off as usize..(self.off + self.len) as usize)
+            .unwrap_or("")
+    }
+}
+
+/// Names of candidates, appended as they are read.
+#[derive(Debug, Default)]
+struct Arena(String);
+
+impl Arena {
+    fn add(&mut self, name: &str) -> (u32, u32) {
+        let off = self.0.len() as u32;
+        self.0.push_str(name);
+        (off, name.len() as u32)
+    }
 }
 
 const STB_GLOBAL: u8 = 1;
@@ -102,7 +196,7 @@ fn underscores(s: &str) -> usize {
 
 /// perf's `choose_best_symbol`: true when `a` is kept over `b`. Names compare as displayed
 /// (perf demangles before inserting).
-fn keep_first(a: &Candidate, b: &Candidate, demangle: bool) -> bool {
+fn keep_first(a: &Candidate, b: &Candidate, arena: &str, demangle: bool) -> bool {
     let (la, lb) = (a.end - a.start, b.end - b.start);
     if lb == 0 && la > 0 {
         return true;
@@ -124,14 +218,18 @@ fn keep_first(a: &Candidate, b: &Candidate, demangle: bool) -> bool {
     if gb && !ga {
         return false;
     }
-    fn shown(c: &Candidate, demangle: bool) -> std::borrow::Cow<'_, str> {
-        if demangle {
-            std::borrow::Cow::Owned(perf_demangle(&c.name))
-        } else {
-            std::borrow::Cow::Borrowed(c.name.as_str())
-        }
+    if a.name(arena) == b.name(arena) {
+        // The same symbol from .symtab and .dynsym: the first stays.
+        return true;
     }
-    let (na, nb) = (shown(a, demangle), shown(b, demangle));
+    let shown = |c: &Candidate| -> std::borrow::Cow<'_, str> {
+        if demangle {
+            std::borrow::Cow::Owned(perf_demangle(c.name(arena)))
+        } else {
+            std::borrow::Cow::Borrowed(c.name(arena))
+        }
+    };
+    let (na, nb) = (shown(a), shown(b));
     let (ua, ub) = (underscores(&na), underscores(&nb));
     if ub > ua {
         return true;
@@ -144,13 +242,12 @@ fn keep_first(a: &Candidate, b: &Candidate, demangle: bool) -> bool {
 
 /// `symbols__fixup_end`.
 fn fixup_end(c: &mut [Candidate], kallsyms: bool) {
-    let is_mod = |n: &str| n.contains('[');
     for i in 1..c.len() {
         let next_start = c[i].start;
-        let next_mod = is_mod(&c[i].name);
+        let next_mod = c[i].module;
         let prev = &mut c[i - 1];
         if prev.end == prev.start {
-            if kallsyms && is_mod(&prev.name) != next_mod {
+            if kallsyms && prev.module != next_mod {
                 prev.end = (prev.end + 4096).div_ceil(4096) * 4096;
             } else {
                 prev.end = next_start;
@@ -165,12 +262,12 @@ fn fixup_end(c: &mut [Candidate], kallsyms: bool) {
 }
 
 /// `symbols__fixup_duplicate` over candidates sorted by start (stable).
-fn fixup_duplicate(c: Vec<Candidate>, demangle: bool) -> Vec<Candidate> {
+fn fixup_duplicate(c: Vec<Candidate>, arena: &str, demangle: bool) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = Vec::with_capacity(c.len());
     for next in c {
         match out.last() {
             Some(curr) if curr.start == next.start => {
-                if !keep_first(curr, &next, demangle) {
+                if !keep_first(curr, &next, arena, demangle) {
                     out.pop();
                     out.push(next);
                 }
@@ -182,20 +279,24 @@ fn fixup_duplicate(c: Vec<Candidate>, demangle: bool) -> Vec<Candidate> {
 }
 
 impl SymbolMap {
-    fn build(mut c: Vec<Candidate>, kallsyms: bool, demangle: bool) -> SymbolMap {
-        c.sort_by_key(|s| s.start);
+    fn build(mut c: Vec<Candidate>, arena: Arena, kallsyms: bool, demangle: bool) -> SymbolMap {
+        // Names are appended in insertion order, so (start, off) is the stable order.
+        c.sort_unstable_by_key(|s| (s.start, s.off));
         fixup_end(&mut c, kallsyms);
-        let c = fixup_duplicate(c, demangle);
-        SymbolMap::from_fixed(c, demangle)
+        let c = fixup_duplicate(c, &arena.0, demangle);
+        SymbolMap::from_fixed(c, arena, demangle)
     }
 
-    fn from_fixed(c: Vec<Candidate>, demangle: bool) -> SymbolMap {
+    fn from_fixed(c: Vec<Candidate>, arena: Arena, demangle: bool) -> SymbolMap {
+        let names: Rc<str> = Rc::from(arena.0);
         let syms = c
             .into_iter()
             .map(|s| Symbol {
                 start: s.start,
                 end: s.end,
-                raw: s.name.into_boxed_str(),
+                names: names.clone(),
+                off: s.off,
+                len: s.len,
                 demangle,
                 shown: std::cell::OnceCell::new(),
             })
@@ -238,6 +339,7 @@ impl SymbolMap {
     /// The kernel's symbols from kallsyms text (module symbols included, `[mod]` kept apart).
     pub fn from_kallsyms(text: &str) -> SymbolMap {
         let mut c = Vec::new();
+        let mut arena = Arena::default();
         for line in text.lines() {
             let mut it = line.split_ascii_whitespace();
             let (Some(addr), Some(ty), Some(name)) = (it.next(), it.next(), it.next()) else {
@@ -258,24 +360,18 @@ impl SymbolMap {
             } else {
                 0
             };
-            let name = match it.next() {
-                Some(m) if m.starts_with('[') => format!("{name}\t{m}"),
-                _ => name.to_string(),
-            };
+            let module = it.next().is_some_and(|m| m.starts_with('['));
+            let (off, len) = arena.add(name);
             c.push(Candidate {
                 start: addr,
                 end: addr,
                 bind,
-                name,
+                module,
+                off,
+                len,
             });
         }
-        let mut m = SymbolMap::build(c, true, false);
-        for s in &mut m.syms {
-            if let Some((n, _)) = s.raw.split_once('\t') {
-                s.raw = n.into();
-            }
-        }
-        m
+        SymbolMap::build(c, arena, true, false)
     }
 
     /// The symbols of an ELF file: from `symfile` (the file with the best symbol table, e.g.
@@ -292,13 +388,15 @@ impl SymbolMap {
         // fixed up again. A symbol in a section that does not exist ends a pass with an error
         // (`elf_getscn` fails): what was inserted stays, unfixed, and the load reports failure.
         let mut c = Vec::new();
+        let mut arena = Arena::default();
         let mut failed = false;
         if !sf.elf_symbol_table().is_empty() {
-            failed = elf_pass(&sf, sf.elf_symbol_table(), &loads, &mut c);
-            c.sort_by_key(|s| s.start);
+            failed = elf_pass(&sf, sf.elf_symbol_table(), &loads, &mut c, &mut arena);
+            // Names are appended in insertion order, so (start, off) is the stable order.
+            c.sort_unstable_by_key(|s| (s.start, s.off));
             if !failed && !c.is_empty() {
                 fixup_end(&mut c, false);
-                c = fixup_duplicate(c, true);
+                c = fixup_duplicate(c, &arena.0, true);
             }
         }
         // A debug file's `.dynsym` is NOBITS: libelf hands perf no symbols from it.
@@ -308,18 +406,80 @@ impl SymbolMap {
             .is_some_and(|(_, h)| h.sh_type(sf.endian()) == elf::SHT_NOBITS);
         if !failed && !dynsym_nobits {
             let mut d = Vec::new();
-            failed = elf_pass(&sf, sf.elf_dynamic_symbol_table(), &loads, &mut d);
+            failed = elf_pass(
+                &sf,
+                sf.elf_dynamic_symbol_table(),
+                &loads,
+                &mut d,
+                &mut arena,
+            );
             let added = !d.is_empty();
             c.extend(d);
-            c.sort_by_key(|s| s.start);
+            // Names are appended in insertion order, so (start, off) is the stable order.
+            c.sort_unstable_by_key(|s| (s.start, s.off));
             if !failed && added {
                 fixup_end(&mut c, false);
-                c = fixup_duplicate(c, true);
+                c = fixup_duplicate(c, &arena.0, true);
             }
         }
-        let mut m = SymbolMap::from_fixed(c, true);
+        if !failed && !c.is_empty() {
+            if let Some(r) = &rt {
+                // Inserted after the fix-ups, as perf does.
+                let start = c.len();
+                plt_symbols(r, &mut c, &mut arena);
+                if c.len() > start {
+                    c.sort_unstable_by_key(|s| (s.start, s.off));
+                }
+            }
+        }
+        let mut m = SymbolMap::from_fixed(c, arena, true);
         m.load_failed = failed;
         Some(m)
+    }
+}
+
+/// perf 6.1's `dso__synthesize_plt_symbols` (x86-64): one `NAME@plt` symbol per `.rela.plt`
+/// entry, in relocation order, `sh_entsize` bytes each, after a header of the same size, from
+/// the start of `.plt` (file offsets). Names are demangled before `@plt` is added.
+fn plt_symbols(f: &ElfFile64<'_, Endianness>, c: &mut Vec<Candidate>, arena: &mut Arena) {
+    let e = f.endian();
+    let sections = f.elf_section_table();
+    let dynsym = f.elf_dynamic_symbol_table();
+    if dynsym.is_empty() {
+        return;
+    }
+    let (Some((_, rela)), Some((_, plt))) = (
+        sections.section_by_name(e, b".rela.plt"),
+        sections.section_by_name(e, b".plt"),
+    ) else {
+        return;
+    };
+    if rela.sh_link(e) as usize != dynsym.section().0 || rela.sh_type(e) != elf::SHT_RELA {
+        return;
+    }
+    let Ok(data) = rela.data(e, f.data()) else {
+        return;
+    };
+    let entsize = plt.sh_entsize(e);
+    let mut at = plt.sh_offset(e) + entsize;
+    let strings = dynsym.strings();
+    for r in data.chunks_exact(24) {
+        let info = u64::from_le_bytes(r[8..16].try_into().unwrap_or([0; 8]));
+        let Some(sym) = dynsym.symbols().get((info >> 32) as usize) else {
+            return;
+        };
+        let name = sym.name(e, strings).unwrap_or(b"");
+        let name = perf_demangle(&String::from_utf8_lossy(name)) + "@plt";
+        let (off, len) = arena.add(&name);
+        c.push(Candidate {
+            start: at,
+            end: at + entsize,
+            bind: STB_GLOBAL,
+            module: false,
+            off,
+            len,
+        });
+        at += entsize;
     }
 }
 
@@ -330,6 +490,7 @@ fn elf_pass(
     table: &object::read::elf::SymbolTable<'_, object::elf::FileHeader64<Endianness>>,
     loads: &[(u64, u64, u64)],
     c: &mut Vec<Candidate>,
+    arena: &mut Arena,
 ) -> bool {
     let e = sf.endian();
     let sections = sf.elf_section_table();
@@ -373,11 +534,17 @@ fn elf_pass(
             continue;
         };
         let start = value - va + off;
+        let (noff, nlen) = match std::str::from_utf8(name) {
+            Ok(n) => arena.add(n),
+            Err(_) => arena.add(&String::from_utf8_lossy(name)),
+        };
         c.push(Candidate {
             start,
             end: start + size,
             bind: sym.st_bind().0,
-            name: String::from_utf8_lossy(name).into_owned(),
+            module: false,
+            off: noff,
+            len: nlen,
         });
     }
     false
@@ -439,34 +606,38 @@ mod tests {
 
     #[test]
     fn duplicates_follow_perf() {
-        let c = |start, end, bind, name: &str| Candidate {
-            start,
-            end,
-            bind,
-            name: name.into(),
+        let build = |list: &[(u64, u64, u8, &str)]| {
+            let mut arena = Arena::default();
+            let c = list
+                .iter()
+                .map(|&(start, end, bind, name)| {
+                    let (off, len) = arena.add(name);
+                    Candidate {
+                        start,
+                        end,
+                        bind,
+                        module: false,
+                        off,
+                        len,
+                    }
+                })
+                .collect();
+            SymbolMap::build(c, arena, false, false)
         };
         // libc's write: locals beat weak ones, then the longest name.
-        let m = SymbolMap::build(
-            vec![
-                c(0x100, 0x19d, 0, "__GI___write"),
-                c(0x100, 0x19d, STB_WEAK, "__write"),
-                c(0x100, 0x19d, 0, "__GI___libc_write"),
-                c(0x100, 0x19d, 0, "__libc_write"),
-                c(0x100, 0x19d, STB_WEAK, "write"),
-            ],
-            false,
-            false,
-        );
+        let m = build(&[
+            (0x100, 0x19d, 0, "__GI___write"),
+            (0x100, 0x19d, STB_WEAK, "__write"),
+            (0x100, 0x19d, 0, "__GI___libc_write"),
+            (0x100, 0x19d, 0, "__libc_write"),
+            (0x100, 0x19d, STB_WEAK, "write"),
+        ]);
         assert_eq!(m.find(0x150).unwrap().name(), "__GI___libc_write");
         // A global beats locals with fewer underscores.
-        let m = SymbolMap::build(
-            vec![
-                c(0x200, 0x222, 0, "__GI___sched_setaffinity_new"),
-                c(0x200, 0x222, STB_GLOBAL, "sched_setaffinity@@GLIBC_2.3.4"),
-            ],
-            false,
-            false,
-        );
+        let m = build(&[
+            (0x200, 0x222, 0, "__GI___sched_setaffinity_new"),
+            (0x200, 0x222, STB_GLOBAL, "sched_setaffinity@@GLIBC_2.3.4"),
+        ]);
         assert_eq!(
             m.find(0x207).unwrap().name(),
             "sched_setaffinity@@GLIBC_2.3.4"
@@ -489,9 +660,54 @@ mod tests {
         );
         assert_eq!(perf_demangle("malloc"), "malloc");
         assert_eq!(
+            perf_demangle("_ZNK4llvm5Value7getTypeEv"),
+            "llvm::Value::getType"
+        );
+        assert_eq!(
+            perf_demangle("_ZN6rprobe5dwarf5types47_$LT$impl$u20$rprobe..debuginfo..TypeSource$GT$4peel17h04927346cbd9d5b6E"),
+            "rprobe::dwarf::types::<impl rprobe::debuginfo::TypeSource>::peel"
+        );
+        assert_eq!(
+            perf_demangle("_ZN4core3fmt5write17h0123456789abcdefE.llvm.42"),
+            "core::fmt::write"
+        );
+        assert_eq!(
+            libiberty_style("llvm::SmallVector<llvm::MachineInstr*, (unsigned int)2>, (int)-3"),
+            "llvm::SmallVector<llvm::MachineInstr*, 2u>, -3"
+        );
+        assert_eq!(
+            libiberty_style(
+                "llvm::PassManager<llvm::Module, llvm::AnalysisManager<llvm::Module, >, >::run"
+            ),
+            "llvm::PassManager<llvm::Module, llvm::AnalysisManager<llvm::Module>>::run"
+        );
+        assert_eq!(
             perf_demangle("_RNvMs3_NtNtCsdadwybgsbvk_12rustc_middle2ty7contextNtB5_13CtxtInterners16intern_predicate.warm"),
             "<rustc_middle::ty::context::CtxtInterners>::intern_predicate"
         );
+    }
+
+    #[test]
+    fn plt_entries_are_named_after_their_relocations() {
+        // coreutils' true: .plt at file offset 0x2020, 16-byte entries, .rela.plt starts with
+        // free and abort (Debian 12; skip where the layout differs).
+        let Ok(t) = std::fs::read("/usr/bin/true") else {
+            return;
+        };
+        let m = SymbolMap::from_elf(&t, &t).expect("elf");
+        let plt: Vec<&Symbol> = m
+            .symbols()
+            .iter()
+            .filter(|s| s.name().ends_with("@plt"))
+            .collect();
+        if plt.first().map(|s| s.start) != Some(0x2030) {
+            println!("SKIP plt_entries_are_named_after_their_relocations: another /usr/bin/true");
+            return;
+        }
+        assert_eq!(plt[0].name(), "free@plt");
+        assert_eq!(plt[1].name(), "abort@plt");
+        assert_eq!((plt[1].start, plt[1].end), (0x2040, 0x2050));
+        assert_eq!(m.find(0x2044).map(|s| s.name()), Some("abort@plt"));
     }
 
     #[test]

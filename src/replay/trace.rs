@@ -1,7 +1,7 @@
 //! Tracepoint field text for `perf script`'s `trace` field: each event's print fmt compiled
 //! once by [`super::printfmt`], rendered per sample, with kernel symbols for `%pS`.
 
-use super::printfmt::Compiled;
+use super::printfmt::{Compiled, PrintkFormats};
 use super::symbols::SymbolMap;
 use crate::tracefs::format::EventFormat;
 
@@ -13,6 +13,8 @@ pub struct KernelSyms<'a> {
     pub map: Option<&'a SymbolMap>,
     /// Added to an address before the lookup.
     pub delta: u64,
+    /// The tracing data's `printk_formats`.
+    pub printk: Option<&'a PrintkFormats>,
 }
 
 impl KernelSyms<'_> {
@@ -28,12 +30,18 @@ impl super::printfmt::KernelSymbols for KernelSyms<'_> {
     fn find(&self, addr: u64) -> Option<(&str, u64)> {
         self.lookup(addr)
     }
+
+    fn find_printk(&self, addr: u64) -> Option<&str> {
+        self.printk?.find(addr)
+    }
 }
 
 /// The compiled print fmts of a file's events, by evsel index.
 #[derive(Debug, Default)]
 pub struct TraceFormatter {
     compiled: Vec<Option<Compiled>>,
+    /// The tracing data's `printk_formats`, for `%s` of pointers into kernel rodata.
+    pub printk: PrintkFormats,
 }
 
 impl TraceFormatter {
@@ -41,6 +49,7 @@ impl TraceFormatter {
     pub fn new<'a>(formats: impl Iterator<Item = Option<&'a EventFormat>>) -> TraceFormatter {
         TraceFormatter {
             compiled: formats.map(|f| f.map(Compiled::new)).collect(),
+            printk: PrintkFormats::parse(""),
         }
     }
 

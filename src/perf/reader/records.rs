@@ -346,14 +346,21 @@ fn c_string(b: &[u8]) -> &[u8] {
     &b[..end]
 }
 
+/// The fields MMAP and MMAP2 start with: `u32 pid, tid; u64 addr, len, pgoff`.
+fn mmap_head(c: &mut Cursor<'_>) -> Option<(i32, i32, u64, u64, u64)> {
+    Some((
+        c.u32()? as i32,
+        c.u32()? as i32,
+        c.u64()?,
+        c.u64()?,
+        c.u64()?,
+    ))
+}
+
 /// Parse an MMAP body: `u32 pid, tid; u64 addr, len, pgoff; char filename[]`.
 pub fn parse_mmap(body: &[u8], misc: u16) -> Option<Mmap<'_>> {
     let mut c = Cursor { b: body, at: 0 };
-    let pid = c.u32()? as i32;
-    let tid = c.u32()? as i32;
-    let addr = c.u64()?;
-    let len = c.u64()?;
-    let pgoff = c.u64()?;
+    let (pid, tid, addr, len, pgoff) = mmap_head(&mut c)?;
     let filename = c_string(body.get(c.at..)?);
     let prot = if misc & crate::perf::abi::misc::MMAP_DATA != 0 {
         1
@@ -376,11 +383,7 @@ pub fn parse_mmap(body: &[u8], misc: u16) -> Option<Mmap<'_>> {
 /// build id, then `u32 prot, flags; char filename[]`.
 pub fn parse_mmap2(body: &[u8], misc: u16) -> Option<Mmap<'_>> {
     let mut c = Cursor { b: body, at: 0 };
-    let pid = c.u32()? as i32;
-    let tid = c.u32()? as i32;
-    let addr = c.u64()?;
-    let len = c.u64()?;
-    let pgoff = c.u64()?;
+    let (pid, tid, addr, len, pgoff) = mmap_head(&mut c)?;
     let ids = c.bytes(24)?;
     let build_id = if misc & crate::perf::abi::misc::MMAP_BUILD_ID != 0 {
         let n = usize::from(ids[0]).min(20);

@@ -1,6 +1,11 @@
 //! The part of glibc's printf that libtraceevent hands conversions to: `%d %i %u %x %X %o`
 //! with `hh h l ll L z` and `%s`, flags `- 0 #` (and ` +`, which libtraceevent never passes
 //! through), widths and precisions, `*` from an argument. `%05s` pads with blanks, as glibc does.
+//! Widths and precisions are capped at [`MAX_WIDTH`]: a corrupt `%*s` width of 4 billion makes
+//! perf print 4 GB of blanks, here 4 KiB.
+
+/// The largest width or precision honoured.
+pub(crate) const MAX_WIDTH: usize = 4096;
 
 /// How many bytes or digits: written in the spec, or taken from an argument (`*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +31,9 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
-    /// Parse `%...X`; lenient about order, as only libtraceevent-accepted specs reach here.
-    pub(crate) fn parse(text: &str) -> Spec {
-        let bytes = text.as_bytes();
-        let mut i = usize::from(bytes.first() == Some(&b'%'));
-        let mut spec = Spec {
+    /// `%X` with no flags, width or precision, reading `bits` bits.
+    const fn plain(conv: u8, bits: u32) -> Spec {
+        Spec {
             left: false,
             zero: false,
             alt: false,
@@ -38,9 +41,16 @@ impl Spec {
             space: false,
             width: None,
             prec: None,
-            bits: 32,
-            conv: bytes.last().copied().unwrap_or(b's'),
-        };
+            bits,
+            conv,
+        }
+    }
+
+    /// Parse `%...X`; lenient about order, as only libtraceevent-accepted specs reach here.
+    pub(crate) fn parse(text: &str) -> Spec {
+        let bytes = text.as_bytes();
+        let mut i = usize::from(bytes.first() == Some(&b'%'));
+        let mut spec = Spec::plain(bytes.last().copied().unwrap_or(b's'), 32);
         while let Some(&b) = bytes.get(i) {
             match b {
                 b'-' => spec.left = true,
@@ -97,7 +107,7 @@ impl Spec {
         let mut left = self.left;
         let mut star = star;
         let width = match self.width {
-            Some(Count::Fixed(n)) => n,
+            Some(Count::Fixed(n)) => n.min(MAX_WIDTH),
             Some(Count::Star) => {
                 let v = star.take().unwrap_or(0);
                 if v < 0 {
@@ -105,15 +115,15 @@ impl Spec {
                 }
                 usize::try_from(v.unsigned_abs())
                     .unwrap_or(usize::MAX)
-                    .min(1 << 20)
+                    .min(MAX_WIDTH)
             }
             None => 0,
         };
         let prec = match self.prec {
-            Some(Count::Fixed(n)) => Some(n.min(1 << 20)),
+            Some(Count::Fixed(n)) => Some(n.min(MAX_WIDTH)),
             Some(Count::Star) => {
                 let v = star.take().unwrap_or(0);
-                usize::try_from(v).ok().map(|n| n.min(1 << 20))
+                usize::try_from(v).ok().map(|n| n.min(MAX_WIDTH))
             }
             None => None,
         };
@@ -250,22 +260,9 @@ pub(crate) fn dec_signed_width(out: &mut Vec<u8>, v: i64, width: usize) {
     int(out, &spec, None, v as u64);
 }
 
-const HEX64: Spec = Spec {
-    left: false,
-    zero: false,
-    alt: false,
-    plus: false,
-    space: false,
-    width: None,
-    prec: None,
-    bits: 64,
-    conv: b'x',
-};
+const HEX64: Spec = Spec::plain(b'x', 64);
 
-const DEC64: Spec = Spec {
-    conv: b'u',
-    ..HEX64
-};
+const DEC64: Spec = Spec::plain(b'u', 64);
 
 #[cfg(test)]
 mod tests {

@@ -79,6 +79,14 @@ impl Field {
         }
     }
 
+    /// The offset in a `__data_loc`/`__rel_loc` word, taken as absolute even for `__rel_loc`:
+    /// perf 6.1 does so for `__print_hex`, `__print_array`, `%*ph` and `(...)[i]` of a dynamic
+    /// array (`__get_str`, `__get_bitmask`, the `_len` helpers and the fallback printer know
+    /// `__rel_loc`).
+    pub(crate) fn absolute_at(&self, data: &[u8]) -> usize {
+        (raw::read_number(data, self.offset, self.size) & 0xffff) as usize
+    }
+
     /// The (offset, len) a `__data_loc`/`__rel_loc` word points at (`dynamic_offset_field`).
     pub(crate) fn dynamic_at(&self, data: &[u8]) -> (usize, usize) {
         let word = raw::read_number(data, self.offset, self.size);
@@ -148,8 +156,7 @@ fn printable(bytes: &[u8]) -> bool {
 fn print_field(field: &Field, data: &[u8], out: &mut Vec<u8>) {
     if field.array {
         let (offset, len) = if field.dynamic {
-            let word = raw::read_number(data, field.offset, field.size);
-            ((word & 0xffff) as usize, ((word >> 16) & 0xffff) as usize)
+            field.dynamic_at(data)
         } else {
             (field.offset, field.size)
         };

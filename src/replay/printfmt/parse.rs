@@ -124,6 +124,14 @@ fn fail<T>(why: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError(why.into()))
 }
 
+/// `test_type_token()`: the token read must be `text` of `kind`.
+fn want((k, t): (Kind, &str), kind: Kind, text: &str) -> Result<(), ParseError> {
+    if k != kind || t != text {
+        return fail(format!("expected `{text}`, found `{t}`"));
+    }
+    Ok(())
+}
+
 /// `get_op_prio()`: smaller binds tighter; -1 for an operator it does not know.
 pub(crate) fn op_prio(op: &str) -> i32 {
     match op {
@@ -215,6 +223,19 @@ pub(crate) fn c_strtoull(text: &str, signed: bool) -> u64 {
     }
 }
 
+/// `strtoull(s, NULL, 16)`: an optional `0x`, hex digits up to the first that is not one.
+pub(crate) fn c_strtoull_radix16(text: &str) -> u64 {
+    let t = text.trim_start();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_hexdigit()))
+        .unwrap_or(t);
+    t.chars().map_while(|c| c.to_digit(16)).fold(0u64, |v, d| {
+        v.saturating_mul(16).saturating_add(u64::from(d))
+    })
+}
+
 /// `eval_flag()`: a number when the text starts with a digit, the few softirq and hrtimer
 /// names libtraceevent knows, else -1.
 fn eval_flag(text: &str) -> i64 {
@@ -275,6 +296,12 @@ impl<'a> Parser<'a> {
         self.tree.nodes[id] = arg;
     }
 
+    /// Store a helper's node, then read the token after its `)`.
+    fn finish(&mut self, id: Id, arg: Arg) -> Step {
+        self.set(id, arg);
+        Ok(self.lex.token_item())
+    }
+
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -285,10 +312,7 @@ impl<'a> Parser<'a> {
 
     fn expect(&mut self, kind: Kind, text: &str) -> Result<(), ParseError> {
         let (k, t) = self.lex.token();
-        if k != kind || t != text {
-            return fail(format!("expected `{text}`, found `{t}`"));
-        }
-        Ok(())
+        want((k, &t), kind, text)
     }
 
     fn expect_kind(&mut self, kind: Kind) -> Result<String, ParseError> {
@@ -503,9 +527,7 @@ impl<'a> Parser<'a> {
         while k == Kind::Op && t != ":" {
             (k, t) = self.op(left, t)?;
         }
-        if k != Kind::Op || t != ":" {
-            return fail(format!("expected `:`, found `{t}`"));
-        }
+        want((k, &t), Kind::Op, ":")?;
         let step = self.arg(right)?;
         self.set(
             colon,
@@ -526,9 +548,7 @@ impl<'a> Parser<'a> {
     fn array(&mut self, top: Id) -> Step {
         let index = self.push(Arg::Null)?;
         let (k, t) = self.arg(index)?;
-        if k != Kind::Op || t != "]" {
-            return fail(format!("expected `]`, found `{t}`"));
-        }
+        want((k, &t), Kind::Op, "]")?;
         if let Arg::Op { right: r, .. } = &mut self.tree.nodes[top] {
             *r = Some(index);
         }
@@ -541,9 +561,7 @@ impl<'a> Parser<'a> {
         if k == Kind::Op {
             (k, t) = self.op(id, t)?;
         }
-        if k != Kind::Delim || t != ")" {
-            return fail(format!("expected `)`, found `{t}`"));
-        }
+        want((k, &t), Kind::Delim, ")")?;
         let (k, t) = self.lex.token_item();
         if k.is_item() || (k == Kind::Delim && t == "(") {
             let Arg::Atom(ty) = self.tree.nodes[id].clone() else {
@@ -567,15 +585,14 @@ impl<'a> Parser<'a> {
                 let field = self.delimited(",")?;
                 let count = self.delimited(",")?;
                 let el_size = self.delimited(")")?;
-                self.set(
+                self.finish(
                     id,
                     Arg::IntArray {
                         field,
                         count,
                         el_size,
                     },
-                );
-                Ok(self.lex.token_item())
+                )
             }
             "__get_str" | "__get_rel_str" => {
                 let name = self.expect_kind(Kind::Item)?;
@@ -640,15 +657,14 @@ impl<'a> Parser<'a> {
     fn hex(&mut self, id: Id, joined: bool) -> Step {
         let field = self.delimited(",")?;
         let size = self.delimited(")")?;
-        self.set(
+        self.finish(
             id,
             Arg::Hex {
                 field,
                 size,
                 joined,
             },
-        );
-        Ok(self.lex.token_item())
+        )
     }
 
     // process_flags()
@@ -658,48 +674,36 @@ impl<'a> Parser<'a> {
         while k == Kind::Op {
             (k, t) = self.op(field, t)?;
         }
-        if k != Kind::Delim || t != "," {
-            return fail(format!("expected `,`, found `{t}`"));
-        }
+        want((k, &t), Kind::Delim, ",")?;
         let (mut k, mut t) = self.lex.token_item();
         let mut delim = None;
         if k.is_item() {
             delim = Some(t);
             (k, t) = self.lex.token_item();
         }
-        if k != Kind::Delim || t != "," {
-            return fail(format!("expected `,`, found `{t}`"));
-        }
+        want((k, &t), Kind::Delim, ",")?;
         let mut flags = Vec::new();
         let (k, t) = self.fields_list(&mut flags)?;
-        if k != Kind::Delim || t != ")" {
-            return fail(format!("expected `)`, found `{t}`"));
-        }
-        self.set(
+        want((k, &t), Kind::Delim, ")")?;
+        self.finish(
             id,
             Arg::Flags {
                 field,
                 delim,
                 flags,
             },
-        );
-        Ok(self.lex.token_item())
+        )
     }
 
     // process_symbols()
     fn symbols(&mut self, id: Id) -> Step {
         let field = self.push(Arg::Null)?;
         let (k, t) = self.field_arg(field)?;
-        if k != Kind::Delim || t != "," {
-            return fail(format!("expected `,`, found `{t}`"));
-        }
+        want((k, &t), Kind::Delim, ",")?;
         let mut symbols = Vec::new();
         let (k, t) = self.fields_list(&mut symbols)?;
-        if k != Kind::Delim || t != ")" {
-            return fail(format!("expected `)`, found `{t}`"));
-        }
-        self.set(id, Arg::Symbol { field, symbols });
-        Ok(self.lex.token_item())
+        want((k, &t), Kind::Delim, ")")?;
+        self.finish(id, Arg::Symbol { field, symbols })
     }
 
     // process_fields(): `{ value, "name" }, ...`
@@ -714,15 +718,11 @@ impl<'a> Parser<'a> {
             if k == Kind::Op {
                 (k, t) = self.op(value, t)?;
             }
-            if k != Kind::Delim || t != "," {
-                return fail(format!("expected `,`, found `{t}`"));
-            }
+            want((k, &t), Kind::Delim, ",")?;
             let value = self.arg_eval(value)?;
             let name = self.push(Arg::Null)?;
             let (k, t) = self.arg(name)?;
-            if k != Kind::Op || t != "}" {
-                return fail(format!("expected `}}`, found `{t}`"));
-            }
+            want((k, &t), Kind::Op, "}")?;
             let name = self.arg_eval(name)?;
             list.push(FlagSym {
                 value: eval_flag(&value),

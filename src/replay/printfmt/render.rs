@@ -7,7 +7,7 @@
 
 use super::cfmt::{self, Spec};
 use super::fields::{Field, Fields};
-use super::parse::{c_strtoull, eval_type_str, Arg, FlagSym, Id, Tree};
+use super::parse::{c_strtoull, eval_type_str, Arg, Id, Tree};
 use super::raw;
 use super::spec::Piece;
 use super::KernelSymbols;
@@ -72,33 +72,13 @@ impl OpKind {
     }
 }
 
-/// A node with everything a sample needs precomputed: atom values, cast masks, operators.
+/// A node with what a sample needs precomputed: atom values, cast masks, operators; the
+/// other kinds stay as parsed.
 #[derive(Debug)]
 enum Node {
-    Null,
     Atom {
         text: Vec<u8>,
         value: u64,
-    },
-    Field(Option<usize>),
-    Flags {
-        field: Id,
-        delim: Option<Vec<u8>>,
-        flags: Vec<FlagSym>,
-    },
-    Symbol {
-        field: Id,
-        symbols: Vec<FlagSym>,
-    },
-    Hex {
-        field: Id,
-        size: Id,
-        joined: bool,
-    },
-    IntArray {
-        field: Id,
-        count: Id,
-        el_size: Id,
     },
     Type {
         item: Id,
@@ -107,15 +87,12 @@ enum Node {
         /// What it does to an element read through it (`eval_type_str(.., 1)`).
         ptr_mask: u64,
     },
-    Str(Option<usize>),
-    DynArray(usize),
-    DynArrayLen(usize),
     Op {
         op: OpKind,
         left: Option<Id>,
         right: Option<Id>,
     },
-    Bitmask(Option<usize>),
+    Arg(Arg),
 }
 
 /// A print fmt ready to render samples.
@@ -138,48 +115,15 @@ impl Program {
             .nodes
             .into_iter()
             .map(|arg| match arg {
-                Arg::Null => Node::Null,
                 Arg::Atom(text) => Node::Atom {
                     value: c_strtoull(&text, false),
                     text: text.into_bytes(),
-                },
-                Arg::Field(f) => Node::Field(f),
-                Arg::Flags {
-                    field,
-                    delim,
-                    flags,
-                } => Node::Flags {
-                    field,
-                    delim: delim.map(String::into_bytes),
-                    flags,
-                },
-                Arg::Symbol { field, symbols } => Node::Symbol { field, symbols },
-                Arg::Hex {
-                    field,
-                    size,
-                    joined,
-                } => Node::Hex {
-                    field,
-                    size,
-                    joined,
-                },
-                Arg::IntArray {
-                    field,
-                    count,
-                    el_size,
-                } => Node::IntArray {
-                    field,
-                    count,
-                    el_size,
                 },
                 Arg::Type { ty, item } => Node::Type {
                     item,
                     mask: cast_mask(&ty, false),
                     ptr_mask: cast_mask(&ty, true),
                 },
-                Arg::Str(f) => Node::Str(f),
-                Arg::DynArray(f) => Node::DynArray(f),
-                Arg::DynArrayLen(f) => Node::DynArrayLen(f),
                 Arg::Op {
                     op, left, right, ..
                 } => Node::Op {
@@ -187,7 +131,7 @@ impl Program {
                     left,
                     right,
                 },
-                Arg::Bitmask(f) => Node::Bitmask(f),
+                other => Node::Arg(other),
             })
             .collect();
         Program {
@@ -223,13 +167,20 @@ impl Program {
                         0 => u64::from(val as u32),
                         _ => val,
                     };
+                    // A negative `*` argument is not passed at all (print_arg_number), so the
+                    // width is taken from the value; what perf prints for the number is then
+                    // the next register, which held the value too when tested.
+                    let star = match star {
+                        Some(w) if w < 0 => Some(i64::from(passed as u32 as i32)),
+                        other => other,
+                    };
                     cfmt::int(out, spec, star, passed);
                 }
                 Piece::Str { spec, arg, len_arg } => {
                     let star = len_arg.map(|a| i64::from(self.num(a, data, 0) as i32));
                     // print_arg_string() prints into a helper buffer and copies it up to a NUL.
                     let start = out.len();
-                    self.print_str(out, spec, star, *arg, data, 0);
+                    self.print_str(out, spec, star, *arg, data, syms, 0);
                     if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
                         out.truncate(start + nul);
                     }
@@ -250,24 +201,18 @@ impl Program {
         let depth = depth + 1;
         let sub = |child: Option<Id>| child.map_or(0, |c| self.num(c, data, depth));
         match &self.nodes[id] {
-            Node::Null => 0,
             Node::Atom { value, .. } => *value,
-            Node::Field(Some(f)) => {
+            Node::Arg(Arg::Field(Some(f))) => {
                 let f = self.field(*f);
                 raw::read_number(data, f.offset, f.size)
             }
-            Node::Field(None) => 0,
-            Node::Flags { .. }
-            | Node::Symbol { .. }
-            | Node::IntArray { .. }
-            | Node::Hex { .. }
-            | Node::Str(_)
-            | Node::Bitmask(_) => 0,
-            Node::Type { item, mask, .. } => self.num(*item, data, depth) & mask,
-            Node::DynArrayLen(f) => self.field(*f).dynamic_at(data).1 as u64,
+            Node::Arg(Arg::DynArrayLen(f)) => self.field(*f).dynamic_at(data).1 as u64,
             // libtraceevent gives the host address of the data; the offset is the part of it
             // that depends on the sample.
-            Node::DynArray(f) => self.field(*f).dynamic_at(data).0 as u64,
+            Node::Arg(Arg::DynArray(f)) => self.field(*f).dynamic_at(data).0 as u64,
+            // Null, a missing field, flags, symbols, arrays, strings, bitmasks: 0.
+            Node::Arg(_) => 0,
+            Node::Type { item, mask, .. } => self.num(*item, data, depth) & mask,
             Node::Op { op, left, right } => match op {
                 OpKind::Index => self.index(*left, *right, data, depth),
                 OpKind::Cond => {
@@ -333,12 +278,12 @@ impl Program {
             }
         }
         let (offset, size) = match larg.map(|l| &self.nodes[l]) {
-            Some(Node::DynArray(f)) => {
+            Some(Node::Arg(Arg::DynArray(f))) => {
                 let f = self.field(*f);
                 let size = if f.elementsize > 0 { f.elementsize } else { 8 };
-                ((f.dynamic_at(data).0 as u64).wrapping_add(at), size)
+                ((f.absolute_at(data) as u64).wrapping_add(at), size)
             }
-            Some(Node::Field(Some(f))) => {
+            Some(Node::Arg(Arg::Field(Some(f)))) => {
                 let f = self.field(*f);
                 let size = f.elementsize;
                 (
@@ -353,6 +298,7 @@ impl Program {
     }
 
     // print_str_arg()
+    #[allow(clippy::too_many_arguments)]
     fn print_str(
         &self,
         out: &mut Vec<u8>,
@@ -360,6 +306,7 @@ impl Program {
         star: Option<i64>,
         id: Id,
         data: &[u8],
+        syms: &dyn KernelSymbols,
         depth: u32,
     ) {
         if depth > MAX_DEPTH {
@@ -367,12 +314,18 @@ impl Program {
         }
         match &self.nodes[id] {
             Node::Atom { text, .. } => cfmt::string(out, spec, star, text),
-            Node::Field(Some(f)) => {
-                // libtraceevent prints a pointer-sized field in hex (or as the printk string it
-                // points at) only when the field size equals its long size, which perf 6.1
-                // never sets on this path: `%s` of a `const char *` field prints the pointer's
-                // eight bytes as a string (rcu_utilization shows garbage in perf 6.1 too).
+            Node::Arg(Arg::Field(Some(f))) => {
                 let f = self.field(*f);
+                // A pointer-sized field that is no array is taken for a pointer: the printk
+                // string it points at (`rcu_utilization`), or its address in hex.
+                if !f.array && f.size == 8 {
+                    let addr = raw::read_number(data, f.offset, 8);
+                    match syms.find_printk(addr) {
+                        Some(text) => out.extend_from_slice(text.as_bytes()),
+                        None => cfmt::hex(out, addr),
+                    }
+                    return;
+                }
                 let len = if f.size > 0 {
                     f.size
                 } else {
@@ -380,11 +333,11 @@ impl Program {
                 };
                 cfmt::string(out, spec, star, raw::slice(data, f.offset, len));
             }
-            Node::Flags {
+            Node::Arg(Arg::Flags {
                 field,
                 delim,
                 flags,
-            } => {
+            }) => {
                 let mut val = self.num(*field, data, depth + 1) as i64;
                 let mut printed = false;
                 for flag in flags {
@@ -395,7 +348,7 @@ impl Program {
                     if flag.value > 0 && (val & flag.value) == flag.value {
                         if printed {
                             if let Some(d) = delim {
-                                out.extend_from_slice(d);
+                                out.extend_from_slice(d.as_bytes());
                             }
                         }
                         cfmt::string(out, spec, star, flag.name.as_bytes());
@@ -406,14 +359,14 @@ impl Program {
                 if val != 0 {
                     if printed {
                         if let Some(d) = delim {
-                            out.extend_from_slice(d);
+                            out.extend_from_slice(d.as_bytes());
                         }
                     }
                     out.extend_from_slice(b"0x");
                     cfmt::hex(out, val as u64);
                 }
             }
-            Node::Symbol { field, symbols } => {
+            Node::Arg(Arg::Symbol { field, symbols }) => {
                 let val = self.num(*field, data, depth + 1) as i64;
                 match symbols.iter().find(|s| s.value == val) {
                     Some(s) => cfmt::string(out, spec, star, s.name.as_bytes()),
@@ -423,11 +376,11 @@ impl Program {
                     }
                 }
             }
-            Node::Hex {
+            Node::Arg(Arg::Hex {
                 field,
                 size,
                 joined,
-            } => {
+            }) => {
                 let Some(start) = self.array_start(*field, data) else {
                     return;
                 };
@@ -440,11 +393,11 @@ impl Program {
                     cfmt::hex2(out, *byte);
                 }
             }
-            Node::IntArray {
+            Node::Arg(Arg::IntArray {
                 field,
                 count,
                 el_size,
-            } => {
+            }) => {
                 let Some(mut at) = self.array_start(*field, data) else {
                     return;
                 };
@@ -472,11 +425,11 @@ impl Program {
                     at += size;
                 }
             }
-            Node::Str(Some(f)) => {
+            Node::Arg(Arg::Str(Some(f))) => {
                 let (offset, _) = self.field(*f).dynamic_at(data);
                 cfmt::string(out, spec, star, raw::tail(data, offset));
             }
-            Node::Bitmask(Some(f)) => {
+            Node::Arg(Arg::Bitmask(Some(f))) => {
                 let (offset, len) = self.field(*f).dynamic_at(data);
                 bitmask(out, spec, star, data, offset, len);
             }
@@ -494,7 +447,7 @@ impl Program {
                 {
                     let pick = if cond != 0 { yes } else { no };
                     if let Some(p) = pick {
-                        self.print_str(out, spec, star, *p, data, depth + 1);
+                        self.print_str(out, spec, star, *p, data, syms, depth + 1);
                     }
                 }
             }
@@ -506,8 +459,8 @@ impl Program {
     /// data or a field's offset.
     fn array_start(&self, id: Id, data: &[u8]) -> Option<usize> {
         match &self.nodes[id] {
-            Node::DynArray(f) => Some(self.field(*f).dynamic_at(data).0),
-            Node::Field(Some(f)) => Some(self.field(*f).offset),
+            Node::Arg(Arg::DynArray(f)) => Some(self.field(*f).absolute_at(data)),
+            Node::Arg(Arg::Field(Some(f))) => Some(self.field(*f).offset),
             _ => None,
         }
     }
@@ -515,7 +468,7 @@ impl Program {
     /// The field of an operand that must be `REC->field`; otherwise the text perf prints.
     fn field_operand(&self, out: &mut Vec<u8>, id: Id) -> Option<&Field> {
         match &self.nodes[id] {
-            Node::Field(f) => f.map(|f| self.field(f)),
+            Node::Arg(Arg::Field(f)) => f.map(|f| self.field(f)),
             _ => {
                 out.extend_from_slice(b"ARG TYPE NOT FIELD BUT ");
                 cfmt::dec(out, u64::from(self.type_numbers[id]));
@@ -592,12 +545,11 @@ impl Program {
                 let upper = matches!(at(1), b'L' | b'B');
                 for i in 0..16 {
                     let b = bytes[if guid { GUID[i] } else { i }];
-                    let mut hex = Vec::with_capacity(2);
-                    cfmt::hex2(&mut hex, b);
+                    let at = out.len();
+                    cfmt::hex2(out, b);
                     if upper {
-                        hex.make_ascii_uppercase();
+                        out[at..].make_ascii_uppercase();
                     }
-                    out.extend_from_slice(&hex);
                     if matches!(i, 3 | 5 | 7 | 9) {
                         out.push(b'-');
                     }
@@ -610,7 +562,7 @@ impl Program {
                     b'N' => b"",
                     _ => b" ",
                 };
-                let Node::DynArray(f) = &self.nodes[id] else {
+                let Node::Arg(Arg::DynArray(f)) = &self.nodes[id] else {
                     out.extend_from_slice(b"ARG TYPE NOT FIELD BUT ");
                     cfmt::dec(out, u64::from(self.type_numbers[id]));
                     return;
@@ -835,7 +787,7 @@ fn bitmask(
         let mut hex = Vec::with_capacity(2);
         cfmt::hex2(&mut hex, byte);
         let at = i as usize;
-        text[at..at + 2].copy_from_slice(&hex);
+        text[at..at + 2].copy_from_slice(&hex[..2]);
         len += 1;
         if len & 3 == 0 && i > 0 {
             i -= 1;

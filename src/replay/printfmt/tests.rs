@@ -195,3 +195,118 @@ fn cut_and_mutated_samples_do_not_panic() {
         let _ = render(SCHED_SWITCH, &full[..len]);
     }
 }
+
+/// A format using every construct the evaluator knows, for the fuzz tests.
+fn everything() -> String {
+    let fields = "\tfield:u32 a;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:s64 b;\toffset:12;\tsize:8;\tsigned:1;\n\tfield:char comm[16];\toffset:20;\tsize:16;\tsigned:0;\n\tfield:__data_loc char[] s;\toffset:36;\tsize:4;\tsigned:0;\n\tfield:__data_loc u8[] buf;\toffset:40;\tsize:4;\tsigned:0;\n\tfield:u8 mac[6];\toffset:44;\tsize:6;\tsigned:0;\n\tfield:u8 ip4[4];\toffset:50;\tsize:4;\tsigned:0;\n\tfield:u8 ip6[16];\toffset:54;\tsize:16;\tsigned:0;\n\tfield:u8 sa[28];\toffset:70;\tsize:28;\tsigned:0;\n\tfield:__data_loc unsigned long[] mask;\toffset:98;\tsize:4;\tsigned:0;\n\tfield:void * fn;\toffset:102;\tsize:8;\tsigned:0;\n\tfield:u16 w[];\toffset:110;\tsize:4;\tsigned:0;\n";
+    event(
+        fields,
+        r#""a=%d b=%lld %-8s|%*s %.3s s=%s %pM %pMR %pm %pI4 %pi4 %pI6 %pI6c %pISpc %pU %pUb %*ph %pS %ps %p %x %03o %#x %hhd %hu %zu %Lu hex=%s hs=%s arr=%s bits=%s fl=%s sym=%s %s %s %c %d", REC->a, REC->b, REC->comm, REC->a, __get_str(s), REC->comm, __get_str(s), REC->mac, REC->mac, REC->mac, REC->ip4, REC->ip4, REC->ip6, REC->ip6, REC->sa, REC->ip6, REC->ip6, 4, __get_dynamic_array(buf), REC->fn, REC->fn, REC->fn, REC->a << 3 | REC->b >> 1, REC->a % 7, ~REC->a, -REC->a, !REC->a, REC->a * 3 / (REC->b + 1), (u64)REC->b, __print_hex(__get_dynamic_array(buf), __get_dynamic_array_len(buf)), __print_hex_str(REC->mac, 6), __print_array(__get_dynamic_array(buf), 2, 2), __get_bitmask(mask), __print_flags(REC->a, "|", { 1, "A" }, { 0x10, "B" }), __print_symbolic(REC->b, { 0, "ZERO" }, { 1, "ONE" }), REC->a ? "yes" : "no", REC->a > 3 && REC->b <= 2 ? REC->comm : __get_str(s), REC->w[1], REC->comm[2] == 'x'"#,
+    )
+}
+
+// `a * 3 / (b + 1)` is `a * ((3 / b) + 1)` in libtraceevent's tree; `x > 3 && y ? p : q` puts
+// the `?:` under `&&`, which prints nothing as a string; `%c` is no conversion, so `%d` takes
+// `REC->w[1]`, an element of a `u16 []` probe array, read as 0.
+#[test]
+fn everything_renders() {
+    let raw = Raw::new(120)
+        .u32(8, 0x11)
+        .u64(12, 1)
+        .put(20, b"comm-name\0")
+        .loc(36, 114, "str")
+        .u32(40, 4 << 16 | 118)
+        .put(44, &[0, 0x1b, 0x21, 0xa, 0xb, 0xc])
+        .put(50, &[192, 168, 0, 1])
+        .put(
+            54,
+            &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        )
+        .put(70, &[2, 0, 0x1f, 0x90, 127, 0, 0, 1])
+        .u32(98, 0)
+        .u64(102, 0xffff_ffff_8100_0008)
+        .put(118, &[0xde, 0xad, 0xbe, 0xef])
+        .0;
+    let text = render(&everything(), &raw);
+    assert_eq!(
+        text,
+        "a=17 b=1 comm-name|              str com s=str 00:1b:21:0a:0b:0c 0c:0b:0a:21:1b:00 \
+         001b210a0b0c 192.168.0.1 192.168.000.001 2001:0db8:0000:0000:0000:0000:0000:0001 \
+         2001:db8::1 127.0.0.1:8080 20010db8-0000-0000-0000-000000000001 \
+         20010db8-0000-0000-0000-000000000001 de ad be ef tick_nohz_handler+0x8 \
+         tick_nohz_handler 0xffffffff81000008 88 003 0xffffffee -17 0 68 1 \
+         hex=de ad be ef hs=001b210a0b0c arr=44510 61374 bits= fl=A|B sym=ONE yes  >c< 0"
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn random_samples_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        for format in [SCHED_SWITCH.to_owned(), UPROBE_TYPES.to_owned(), URETPROBE.to_owned(), everything()] {
+            let _ = render(&format, &bytes);
+        }
+    }
+
+    #[test]
+    fn mutated_print_fmts_never_panic(
+        at in 0usize..2000,
+        cut in 0usize..40,
+        junk in "(\\PC|[(){}\\[\\]?:,\"'%*\\\\-]){0,8}",
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..160),
+    ) {
+        for base in [SCHED_SWITCH.to_owned(), everything()] {
+            let Ok(mut format) = parse_format(&base) else { continue };
+            let fmt = &mut format.print_fmt;
+            let at = at.min(fmt.len());
+            if !fmt.is_char_boundary(at) {
+                continue;
+            }
+            let end = (at + cut).min(fmt.len());
+            if fmt.is_char_boundary(end) {
+                fmt.replace_range(at..end, &junk);
+            }
+            let compiled = Compiled::new(&format);
+            let mut out = Vec::new();
+            compiled.render(&bytes, &Syms, &mut out);
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn token_soup_never_panics(
+        fmt in "\"(%[-#0-9.*hlLz]{0,3}[dsxpcu]|%p[SsMmIiUh46cpRF]{0,3}|[a-z= ]){0,8}\"",
+        args in proptest::collection::vec(proptest::sample::select(vec![
+            "REC->a", "REC->comm", "REC->comm[1]", "__get_str(s)", "__get_dynamic_array(buf)",
+            "__get_dynamic_array_len(buf)", "(", ")", ",", "?", ":", "+", "-", "*", "/", "<<",
+            "&&", "!", "~", "(u8)", "(char *)", "1", "0x10", "\"x\"", "'c'", "{", "}",
+            "__print_flags(", "__print_symbolic(", "__print_hex(", "__print_array(",
+            "__get_bitmask(mask)", "[", "]", "REC", "->", "sizeof(", "__builtin_expect(",
+        ]), 0..24),
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..140),
+    ) {
+        let print_fmt = format!("{fmt}, {}", args.join(" "));
+        let text = everything();
+        let Ok(mut format) = parse_format(&text) else { return Ok(()) };
+        format.print_fmt = print_fmt;
+        let mut out = Vec::new();
+        Compiled::new(&format).render(&bytes, &Syms, &mut out);
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let fields = "\tfield:u32 a;\toffset:8;\tsize:4;\tsigned:0;\n";
+    for open in ["(", "-", "!", "REC->a + ", "REC->a ? 1 : "] {
+        let deep = format!(
+            "\"%d\", {}REC->a{}",
+            open.repeat(5000),
+            ")".repeat(if open == "(" { 5000 } else { 0 })
+        );
+        let text = render(&event(fields, &deep), &Raw::new(12).u32(8, 1).0);
+        assert!(
+            text.starts_with("[FAILED TO PARSE]") || !text.is_empty(),
+            "{open}: {text}"
+        );
+    }
+}
