@@ -534,6 +534,14 @@ fn killed_recorder_leaves_a_readable_file() {
         .count();
     assert!(n > 0, "no samples before the kill");
     assert!(text.contains("([kernel.kallsyms])"));
+    // rprobe script replays the same records, with the same text.
+    let ours = common::rprobe(&["script", "-i", file.to_str().expect("utf-8")]);
+    assert!(ours.status.success(), "{}", common::show_output(&ours));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        text,
+        "rprobe script vs perf script"
+    );
 }
 
 /// A 2 MiB tmpfs mounted for one test; unmounted on drop.
