@@ -4,11 +4,11 @@
 use super::script::{kernel_symbols, MappedFiles};
 use crate::perf::abi::{context, misc, perf_type, sw};
 use crate::replay::flame::{fold_stack, FoldOptions, Folder, FrameName};
+use crate::replay::hash::FxHashMap;
 use crate::replay::script::{self, Script, ScriptOptions};
 use crate::replay::session::{Event, Session};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -79,8 +79,9 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
     let plan = script::plan(&session.evsels, &opts).map_err(anyhow::Error::msg)?;
     let mut sink = std::io::sink();
     let mut s = Script::new(&mut sink, &session.evsels, plan, opts, &files);
-    // Samples with the same callchain in the same address space fold to the same line.
-    let mut folded: HashMap<(usize, Vec<u8>), String> = HashMap::new();
+    // Samples with the same comm and callchain in the same address space fold to the same
+    // line: look that up first, with no allocation per sample.
+    let mut ids: FxHashMap<usize, FxHashMap<Box<str>, StackIds>> = FxHashMap::default();
     session.run(&mut |m, evsels, e: Event<'_>| {
         let Event::Sample {
             evsel,
@@ -104,31 +105,43 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
         } else {
             sample.period
         };
-        let thread = m.findnew(sample.pid, sample.tid);
-        let maps = thread.maps;
-        let root = folder.root(&thread.comm.clone(), sample.pid, sample.tid);
-        let key = (maps, sample_chain(&sample, misc));
-        let line = match folded.get(&key) {
-            Some(l) => l.clone(),
-            None => {
-                let mut with_chain = sample;
-                with_chain.callchain = Some(&key.1);
-                let frames = s.frames(m, maps, &with_chain);
-                let names = frames.iter().map(|(_, sym, dso)| FrameName {
-                    sym: sym.as_ref().map(|(n, _)| &**n),
-                    dso: dso.as_deref(),
-                });
-                let java = root.starts_with("java");
-                let Some(body) = fold_stack("", java, names) else {
-                    folder.empty += 1;
-                    return Ok(());
-                };
-                let l = format!("{root}{body}");
-                folded.insert(key, l.clone());
-                l
+        let lone;
+        let chain: &[u8] = match sample.callchain {
+            Some(c) if !c.is_empty() => c,
+            _ => {
+                lone = lone_frame(&sample, misc);
+                &lone
             }
         };
-        folder.add_folded(line, count);
+        let thread = m.findnew(sample.pid, sample.tid);
+        let maps = thread.maps;
+        let by_comm = ids.entry(maps).or_default();
+        if let Some(&id) = by_comm.get(&*thread.comm).and_then(|c| c.get(chain)) {
+            folder.add_to(id, count);
+            return Ok(());
+        }
+        let comm: Box<str> = thread.comm.clone();
+        let root = folder.root(&comm, sample.pid, sample.tid);
+        let mut with_chain = sample;
+        with_chain.callchain = Some(chain);
+        let frames = s.frames(m, maps, &with_chain);
+        let names = frames.iter().map(|(_, sym, dso)| FrameName {
+            sym: sym.as_ref().map(|(n, _)| &**n),
+            dso: dso.as_deref(),
+        });
+        let id = match fold_stack(&root, root.starts_with("java"), names) {
+            Some(line) => folder.intern(line),
+            None => {
+                folder.empty += 1;
+                usize::MAX
+            }
+        };
+        ids.entry(maps)
+            .or_default()
+            .entry(comm)
+            .or_default()
+            .insert(chain.to_vec(), id);
+        folder.add_to(id, count);
         Ok(())
     })?;
     drop(s);
@@ -186,21 +199,27 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// A sample's callchain bytes, or, without one, a one-frame chain of the sampled ip in the
-/// sample's cpumode (what `perf script` prints on the event line then).
+/// Folded-stack ids by callchain bytes, for one comm in one address space.
+type StackIds = FxHashMap<Vec<u8>, usize>;
+
+/// The callchain of a sample without one: its ip, in the sample's cpumode (what
+/// `perf script` prints on the event line then), as callchain bytes.
+pub fn lone_frame(sample: &crate::perf::reader::records::Sample<'_>, cpumode: u16) -> [u8; 16] {
+    let marker = if cpumode & misc::CPUMODE_MASK == misc::KERNEL {
+        context::KERNEL
+    } else {
+        context::USER
+    };
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&marker.to_ne_bytes());
+    b[8..].copy_from_slice(&sample.ip.to_ne_bytes());
+    b
+}
+
+/// A sample's callchain bytes, or [`lone_frame`] without one.
 pub fn sample_chain(sample: &crate::perf::reader::records::Sample<'_>, cpumode: u16) -> Vec<u8> {
     match sample.callchain {
         Some(c) if !c.is_empty() => c.to_vec(),
-        _ => {
-            let marker = if cpumode & misc::CPUMODE_MASK == misc::KERNEL {
-                context::KERNEL
-            } else {
-                context::USER
-            };
-            [marker, sample.ip]
-                .iter()
-                .flat_map(|v| v.to_ne_bytes())
-                .collect()
-        }
+        _ => lone_frame(sample, cpumode).to_vec(),
     }
 }

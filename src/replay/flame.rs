@@ -44,7 +44,9 @@ pub struct FrameName<'a> {
 pub struct Folder {
     opts: FoldOptions,
     event: Option<String>,
-    counts: HashMap<String, u64>,
+    /// Distinct folded stacks, and each one's count.
+    lines: Vec<(String, u64)>,
+    index: HashMap<String, usize>,
     /// Samples of other events, left out.
     pub skipped: u64,
     /// Samples with no frames, left out (inferno emits nothing for them either).
@@ -103,29 +105,40 @@ impl Folder {
 
     /// Adds `count` for an already folded stack line.
     pub fn add_folded(&mut self, line: String, count: u64) {
-        let slot = self.counts.entry(line).or_insert(0);
-        *slot = slot.saturating_add(count);
+        let id = self.intern(line);
+        self.add_to(id, count);
+    }
+
+    /// The id of a folded stack line (for [`Folder::add_to`]), added with count 0 if new.
+    pub fn intern(&mut self, line: String) -> usize {
+        if let Some(&id) = self.index.get(&line) {
+            return id;
+        }
+        self.lines.push((line.clone(), 0));
+        self.index.insert(line, self.lines.len() - 1);
+        self.lines.len() - 1
+    }
+
+    /// Adds `count` to the stack with this id.
+    pub fn add_to(&mut self, id: usize, count: u64) {
+        if let Some((_, n)) = self.lines.get_mut(id) {
+            *n = n.saturating_add(count);
+        }
     }
 
     /// Folded stacks, sorted, one `stack count` line each.
     pub fn write<W: Write>(&self, mut w: W) -> io::Result<()> {
-        let mut lines: Vec<(&String, &u64)> = self.counts.iter().collect();
-        lines.sort_unstable();
-        for (stack, n) in lines {
-            writeln!(w, "{stack} {n}")?;
+        for line in self.lines() {
+            writeln!(w, "{line}")?;
         }
         Ok(())
     }
 
-    /// The folded lines, sorted.
+    /// The folded lines (`stack count`), sorted.
     pub fn lines(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .counts
-            .iter()
-            .map(|(s, n)| format!("{s} {n}"))
-            .collect();
+        let mut v: Vec<&(String, u64)> = self.lines.iter().filter(|(_, n)| *n > 0).collect();
         v.sort_unstable();
-        v
+        v.into_iter().map(|(s, n)| format!("{s} {n}")).collect()
     }
 }
 
