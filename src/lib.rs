@@ -18,3 +18,4 @@ pub mod replay;
 #[cfg(target_os = "linux")]
 pub mod sys;
 pub mod tracefs;
+pub mod unwind;

@@ -8,9 +8,13 @@ mod add;
 mod del;
 mod doctor;
 mod env;
+mod flamegraph;
 mod ftrace;
 mod funcs;
 mod list;
+mod record;
+mod report;
+mod script;
 mod sdt;
 mod vars;
 
@@ -28,7 +32,10 @@ Examples:
   rprobe funcs -x /bin/bash 'read*'
   rprobe vars vfs_read                                   variables a probe can read
   rprobe ftrace -T vfs_write -- dd if=/dev/zero of=/dev/null count=10
-  rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library";
+  rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library
+  rprobe script -i perf.data                             replay as `perf script` prints it
+  rprobe flamegraph -o flame.svg                         stacks as an SVG flame graph
+  rprobe report -g                                       overhead per symbol, with callers";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -50,7 +57,11 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     Vars(vars::VarsArgs),
     Ftrace(ftrace::FtraceArgs),
+    Record(record::RecordArgs),
     Sdt(sdt::SdtArgs),
+    Script(script::ScriptArgs),
+    Flamegraph(flamegraph::FlamegraphArgs),
+    Report(report::ReportArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -72,7 +83,11 @@ pub fn main() -> i32 {
         Command::Doctor(a) => doctor::run(&a, &mut out),
         Command::Vars(a) => vars::run(&a, &mut out),
         Command::Ftrace(a) => ftrace::run(&a, &mut out),
+        Command::Record(a) => record::run(&a, &mut out),
         Command::Sdt(a) => sdt::run(&a, &mut out),
+        Command::Script(a) => script::run(&a, &mut out),
+        Command::Flamegraph(a) => flamegraph::run(&a, &mut out),
+        Command::Report(a) => report::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

@@ -6,3 +6,12 @@
 //! hands this module plain bytes.
 
 pub mod abi;
+pub mod attr;
+pub mod reader;
+#[cfg(target_os = "linux")]
+pub mod recorder;
+pub mod ring;
+pub mod stream;
+pub mod synth;
+pub mod tracing_data;
+pub mod writer;

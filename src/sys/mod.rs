@@ -14,6 +14,9 @@ pub mod spawn;
 use std::io;
 use std::path::Path;
 
+pub mod bpf;
+pub mod perf_event;
+
 /// A failed system call, named.
 #[derive(Debug, thiserror::Error)]
 #[error("{call}: {source}")]

@@ -1,0 +1,137 @@
+//! `rprobe report`: overhead per command, shared object and symbol, like
+//! `perf report --stdio`, for samples (by period) and tracepoint/probe events (by count).
+
+use super::flamegraph::sample_chain;
+use super::script::{kernel_symbols, MappedFiles};
+use crate::perf::abi::{perf_type, sample, sw};
+use crate::replay::report::{parse_sort, Report, Sym};
+use crate::replay::script::{self, Script, ScriptOptions};
+use crate::replay::session::{Event, Session};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  rprobe record -F 997 -g -- ./primes && rprobe report     where the CPU went
+  rprobe report --no-children --sort sym                   self time per symbol
+  rprobe report -g -i vfs.data                             who calls the probed function";
+
+/// Print an overhead report of a perf.data file, as `perf report --stdio` does.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct ReportArgs {
+    /// The perf.data file.
+    #[arg(short = 'i', long = "input", default_value = "perf.data")]
+    input: PathBuf,
+    /// Keys of each entry, comma-separated: comm, dso, sym.
+    #[arg(short = 's', long = "sort", default_value = "comm,dso,sym")]
+    sort: String,
+    /// Show only Self overhead (perf's --no-children); the default with callchains is both.
+    #[arg(long = "no-children", conflicts_with = "children")]
+    no_children: bool,
+    /// Show Children and Self overhead (default when the file has callchains).
+    #[arg(long)]
+    children: bool,
+    /// Under each entry, the call paths that lead to it.
+    #[arg(short = 'g', long = "call-graph")]
+    graph: bool,
+    /// Accepted for perf compatibility: the output is always text.
+    #[arg(long)]
+    stdio: bool,
+}
+
+fn dso_name(d: Option<&str>) -> String {
+    match d {
+        None => "[unknown]".into(),
+        Some(p) => p[p.rfind('/').map_or(0, |i| i + 1)..].to_string(),
+    }
+}
+
+pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
+    let keys = parse_sort(&args.sort).map_err(anyhow::Error::msg)?;
+    let map = crate::sys::map_file(&args.input).with_context(|| {
+        format!(
+            "cannot read {}; record one with `rprobe record` or `perf record`, or name it with -i",
+            args.input.display()
+        )
+    })?;
+    let bytes: &[u8] = &map;
+    let home = std::env::var("HOME").ok();
+    let mut session = Session::new(bytes, kernel_symbols(bytes, home.as_deref()))
+        .with_context(|| format!("{}", args.input.display()))?;
+    let opts = ScriptOptions {
+        home,
+        ..ScriptOptions::default()
+    };
+    let files = MappedFiles;
+    let plan = script::plan(&session.evsels, &opts).map_err(anyhow::Error::msg)?;
+    let mut sink = std::io::sink();
+    let mut s = Script::new(&mut sink, &session.evsels, plan, opts, &files);
+    let mut reports: Vec<Option<Report>> = session.evsels.iter().map(|_| None).collect();
+    let mut frames_of: HashMap<(usize, Vec<u8>), Vec<Sym>> = HashMap::new();
+    let mut has_chains = false;
+    session.run(&mut |m, evsels, e: Event<'_>| {
+        let Event::Sample {
+            evsel,
+            sample,
+            misc,
+        } = e
+        else {
+            return Ok(());
+        };
+        let ev = &evsels[evsel];
+        if ev.attr.type_ == perf_type::SOFTWARE && ev.attr.config == sw::DUMMY {
+            return Ok(());
+        }
+        has_chains |= sample.callchain.is_some_and(|c| !c.is_empty());
+        let period = if ev.is_tracepoint() || !ev.attr.samples(sample::PERIOD) {
+            1
+        } else {
+            sample.period
+        };
+        let thread = m.findnew(sample.pid, sample.tid);
+        let (maps, comm) = (thread.maps, thread.comm.to_string());
+        let key = (maps, sample_chain(&sample, misc));
+        if !frames_of.contains_key(&key) {
+            let mut with_chain = sample;
+            with_chain.callchain = Some(&key.1);
+            let syms = s
+                .frames(m, maps, &with_chain)
+                .into_iter()
+                .map(|(addr, sym, dso)| {
+                    let kernel = dso.as_deref() == Some("[kernel.kallsyms]")
+                        || addr >= 0xffff_8000_0000_0000;
+                    Sym {
+                        dso: dso_name(dso.as_deref()),
+                        name: sym.map_or_else(|| format!("{addr:#018x}"), |(n, _)| n.to_string()),
+                        kernel,
+                    }
+                })
+                .collect();
+            frames_of.insert(key.clone(), syms);
+        }
+        let report = reports[evsel].get_or_insert_with(|| Report::new(keys.clone()));
+        report.add(&comm, &frames_of[&key], period);
+        Ok(())
+    })?;
+    drop(s);
+    let children = !args.no_children && (args.children || has_chains);
+    let lost = session.stats.lost;
+    let mut any = false;
+    for (ev, r) in session.evsels.iter().zip(&reports) {
+        let Some(r) = r else { continue };
+        if !any {
+            writeln!(out, "# Total Lost Samples: {lost}\n#")?;
+        }
+        any = true;
+        out.write_all(r.render(&ev.name, children, args.graph).as_bytes())?;
+        writeln!(out)?;
+    }
+    if !any {
+        bail!("{}: no samples to report", args.input.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,800 @@
+//! `perf script` 6.1 text (`tools/perf/builtin-script.c`, `util/evsel_fprintf.c`), byte for
+//! byte.
+//!
+//! Per sample: `perf_sample__fprintf_start` (comm `"%s "` when the callchain is printed,
+//! else `"%16s "`; tid `"%5d "` or pid/tid `"%5d/%-5d "`; `"[%03d] "`; time `"%12s: "` of
+//! `secs.usecs`), period `"%10lu "`, event `"%*s: "` (width: the longest event name in the
+//! file), the tracepoint text, then either `"\n"` and one `"\t%16lx sym+0xoff (dso)\n"` per
+//! callchain frame, or `" %16lx sym+0xoff (dso)"` of the sample ip; then `"\n"`.
+//!
+//! Fields are chosen per event *type* as perf does (`output[type]`): the defaults of the type,
+//! less those the first event of that type has no sample bit for; tracepoints get
+//! ip/sym/symoff/dso when any tracepoint event has callchains. `-F` replaces the defaults for
+//! every type (a field an event cannot have is an error, as in perf).
+//!
+//! Callchain frames (`thread__resolve_callchain_sample`): context markers switch between
+//! kernel and user lookups (starting as user) and are not printed; an unknown marker drops
+//! the chain; at most 127 frames (`kernel.perf_event_max_stack`). perf 6.1 prints a user
+//! frame with a map as its map-relative address (`ip - start + pgoff`), kernel frames and
+//! frames without a map as the raw address. A user-mode address with no map that lies in the
+//! kernel map is looked up there, as perf does for vsyscalls.
+//!
+//! Speed: each distinct (map, address) frame is formatted once and its line cached; output
+//! goes to one buffer written in blocks of 1 MiB.
+
+use super::dso::FileSource;
+use super::machine::{Machine, Map};
+use super::session::{Event, Evsel};
+use super::trace::{KernelSyms, TraceFormatter};
+use crate::perf::abi::{context, misc, perf_type, sample};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, Write};
+
+/// An output field of `-F`.
+pub mod field {
+    /// `comm`.
+    pub const COMM: u32 = 1 << 0;
+    /// `tid`.
+    pub const TID: u32 = 1 << 1;
+    /// `pid`.
+    pub const PID: u32 = 1 << 2;
+    /// `cpu`.
+    pub const CPU: u32 = 1 << 3;
+    /// `time`.
+    pub const TIME: u32 = 1 << 4;
+    /// `event`.
+    pub const EVNAME: u32 = 1 << 5;
+    /// `trace`.
+    pub const TRACE: u32 = 1 << 6;
+    /// `ip`.
+    pub const IP: u32 = 1 << 7;
+    /// `sym`.
+    pub const SYM: u32 = 1 << 8;
+    /// `symoff`.
+    pub const SYMOFFSET: u32 = 1 << 9;
+    /// `dso`.
+    pub const DSO: u32 = 1 << 10;
+    /// `period`.
+    pub const PERIOD: u32 = 1 << 11;
+    /// `addr`.
+    pub const ADDR: u32 = 1 << 12;
+
+    /// `-F` names and their bits.
+    pub const NAMES: &[(&str, u32)] = &[
+        ("comm", COMM),
+        ("tid", TID),
+        ("pid", PID),
+        ("cpu", CPU),
+        ("time", TIME),
+        ("event", EVNAME),
+        ("trace", TRACE),
+        ("ip", IP),
+        ("sym", SYM),
+        ("symoff", SYMOFFSET),
+        ("dso", DSO),
+        ("period", PERIOD),
+        ("addr", ADDR),
+    ];
+}
+
+/// Number of output types (`output[]` in builtin-script.c: HW, SW, TP, HW_CACHE, RAW,
+/// BREAKPOINT, SYNTH, OTHER).
+const NTYPES: usize = 8;
+
+fn type_index(t: u32) -> usize {
+    if (t as usize) < 6 {
+        t as usize
+    } else {
+        7
+    }
+}
+
+/// What `rprobe script` prints.
+#[derive(Debug, Clone)]
+pub struct ScriptOptions {
+    /// `-F` fields (None: perf's defaults per event type).
+    pub fields: Option<u32>,
+    /// `--show-lost-events`.
+    pub show_lost: bool,
+    /// Print callchains (false: `--no-callchain`/`-G`).
+    pub callchain: bool,
+    /// `kernel.perf_event_max_stack` (127).
+    pub max_stack: usize,
+    /// `$HOME`, where perf's build-id cache (`~/.debug`) is.
+    pub home: Option<String>,
+    /// `--json`: one JSON object per event (see [`super::json`]).
+    pub json: bool,
+}
+
+impl Default for ScriptOptions {
+    fn default() -> Self {
+        ScriptOptions {
+            fields: None,
+            show_lost: false,
+            callchain: true,
+            max_stack: 127,
+            home: None,
+            json: false,
+        }
+    }
+}
+
+/// Parse a `-F` list (`comm,tid,ip,sym`); the error names the unknown field.
+pub fn parse_fields(list: &str) -> Result<u32, String> {
+    let mut bits = 0;
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((_, b)) = field::NAMES.iter().find(|(n, _)| *n == name) else {
+            let known: Vec<&str> = field::NAMES.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "-F: unknown field '{name}' (known: {})",
+                known.join(",")
+            ));
+        };
+        bits |= b;
+    }
+    Ok(bits)
+}
+
+/// The fields of each output type and the messages perf prints while choosing them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    fields: [u32; NTYPES],
+    use_callchain: bool,
+    name_width: usize,
+    /// Lines for stderr (perf's "'trace' not valid for ..." warnings).
+    pub notes: Vec<String>,
+}
+
+const TYPE_NAMES: [&str; NTYPES] = [
+    "hardware",
+    "software",
+    "tracepoint",
+    "hardware-cache",
+    "unknown",
+    "unknown",
+    "unknown",
+    "unknown",
+];
+
+/// Choose fields as `perf_session__check_output_opt` does; Err is perf's message.
+pub fn plan(evsels: &[Evsel], opts: &ScriptOptions) -> Result<Plan, String> {
+    use field::*;
+    let sw_default = COMM | TID | CPU | TIME | EVNAME | IP | SYM | SYMOFFSET | DSO | PERIOD;
+    let mut fields = [sw_default; NTYPES];
+    fields[perf_type::TRACEPOINT as usize] = COMM | TID | CPU | TIME | EVNAME | TRACE;
+    let mut notes = Vec::new();
+    let user = opts.fields.is_some();
+    if let Some(f) = opts.fields {
+        for (t, slot) in fields.iter_mut().enumerate() {
+            let mut f = f;
+            if t != perf_type::TRACEPOINT as usize && f & TRACE != 0 {
+                notes.push(format!(
+                    "'trace' not valid for {} events. Ignoring.",
+                    TYPE_NAMES[t]
+                ));
+                f &= !TRACE;
+            }
+            *slot = f;
+        }
+    }
+    let use_callchain = opts.callchain && evsels.iter().any(Evsel::has_callchain);
+    for (t, f) in fields.iter_mut().enumerate() {
+        // perf's side-band `dummy` event has no samples and is not what -F is checked against.
+        let is_dummy = |e: &Evsel| e.attr.type_ == perf_type::SOFTWARE && e.attr.config == 9;
+        let Some(ev) = evsels
+            .iter()
+            .find(|e| type_index(e.attr.type_) == t && !is_dummy(e))
+        else {
+            continue;
+        };
+        if *f == 0 {
+            continue;
+        }
+        let st = ev.attr.sample_type;
+        let checks = [
+            (IP, sample::IP, "IP", "ip"),
+            (ADDR, sample::ADDR, "ADDR", "addr"),
+            (TID | PID, sample::TID, "TID", "tid"),
+            (TIME, sample::TIME, "TIME", "time"),
+            (CPU, sample::CPU, "CPU", "cpu"),
+            (PERIOD, sample::PERIOD, "PERIOD", "period"),
+        ];
+        for (bit, sbit, msg, name) in checks {
+            if *f & bit != 0 && st & sbit == 0 {
+                if user {
+                    return Err(format!(
+                        "Samples for '{}' event do not have {msg} attribute set. Cannot print '{name}' field.",
+                        ev.name
+                    ));
+                }
+                *f &= !bit;
+            }
+        }
+        if *f & (SYM | DSO) != 0 && st & (sample::IP | sample::ADDR) == 0 {
+            if user {
+                return Err("Display of symbols requested but neither sample IP nor sample address\navailable. Hence, no addresses to convert to symbols.".into());
+            }
+            *f &= !(SYM | DSO | SYMOFFSET);
+        }
+        if *f & SYMOFFSET != 0 && *f & SYM == 0 {
+            return Err("Display of offsets requested but symbol is not selected.".into());
+        }
+    }
+    if use_callchain && !user {
+        let tp = perf_type::TRACEPOINT as usize;
+        if evsels
+            .iter()
+            .any(|e| e.is_tracepoint() && e.has_callchain())
+        {
+            fields[tp] |= IP | SYM | SYMOFFSET | DSO;
+        }
+    }
+    let name_width = evsels.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    Ok(Plan {
+        fields,
+        use_callchain,
+        name_width,
+        notes,
+    })
+}
+
+impl Plan {
+    /// Whether printing `evsels` this way can show a kernel symbol: a printed ip or
+    /// callchain, or a `%pS`-style argument in a print fmt. Without one, replay need not read
+    /// kallsyms (0.1 s of 122 000 lines).
+    pub fn needs_kernel_symbols(&self, evsels: &[Evsel]) -> bool {
+        evsels.iter().any(|e| {
+            let ip = self.fields[type_index(e.attr.type_)] & (field::IP | field::SYM) != 0;
+            let fmt = e.format.as_deref().is_some_and(|f| {
+                ["%pS", "%ps", "%pF", "%pf", "%pB"]
+                    .iter()
+                    .any(|p| f.print_fmt.contains(p))
+            });
+            ip || fmt
+        })
+    }
+}
+
+/// A fast hasher for (u32, u64) frame keys.
+#[derive(Default)]
+struct FrameHasher(u64);
+
+impl Hasher for FrameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type FrameCache = HashMap<(u32, u64), Box<[u8]>, BuildHasherDefault<FrameHasher>>;
+
+/// A resolved frame: the address as perf prints it, symbol and offset, DSO name.
+pub type Frame = (u64, Option<(Box<str>, u64)>, Option<Box<str>>);
+
+/// The sample fields of the line start.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    pid: i32,
+    tid: i32,
+    cpu: u32,
+    time: u64,
+}
+
+/// Where a frame resolved to.
+struct Resolved {
+    map: Option<Map>,
+    /// The DSO-relative address (`al.addr`).
+    addr: u64,
+}
+
+/// The `perf script` text writer.
+pub struct Script<'f, W: Write> {
+    w: W,
+    out: Vec<u8>,
+    plan: Plan,
+    opts: ScriptOptions,
+    files: &'f dyn FileSource,
+    trace: TraceFormatter,
+    cache: FrameCache,
+    /// Samples written.
+    pub samples: u64,
+}
+
+const FLUSH_AT: usize = 1 << 20;
+const KEY_NO_MAP: u32 = u32::MAX;
+
+/// The digits of `v` in `base` (10 or 16), right-aligned in a 20-byte buffer filled with
+/// `fill`; returns the buffer and where the digits start.
+fn digits(v: u64, base: u64, fill: u8) -> ([u8; 20], usize) {
+    let mut buf = [fill; 20];
+    let mut i = 20;
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(v % base) as usize];
+        v /= base;
+        if v == 0 {
+            break;
+        }
+    }
+    (buf, i)
+}
+
+/// `"%lx"`.
+fn push_hex(out: &mut Vec<u8>, v: u64) {
+    let (buf, i) = digits(v, 16, b' ');
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `"%16lx"`.
+fn push_hex16(out: &mut Vec<u8>, v: u64) {
+    let (buf, _) = digits(v, 16, b' ');
+    out.extend_from_slice(&buf[4..]);
+}
+
+/// `"%lu"`.
+fn push_u64(out: &mut Vec<u8>, v: u64) {
+    let (buf, i) = digits(v, 10, b'0');
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `"%0*lu"`.
+fn push_zero_padded(out: &mut Vec<u8>, v: u64, width: usize) {
+    let (buf, i) = digits(v, 10, b'0');
+    out.extend_from_slice(&buf[i.min(20 - width.min(20))..]);
+}
+
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// Right-align what `f` writes in `width` columns (`"%*d"`).
+fn push_right(out: &mut Vec<u8>, width: usize, f: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    f(out);
+    let n = out.len() - start;
+    if n < width {
+        let pad = width - n;
+        out.resize(out.len() + pad, b' ');
+        out.copy_within(start..start + n, start + pad);
+        out[start..start + pad].fill(b' ');
+    }
+}
+
+/// `"%*s"` of bytes whose length is known.
+fn push_right_bytes(out: &mut Vec<u8>, width: usize, b: &[u8]) {
+    if b.len() < width {
+        out.resize(out.len() + width - b.len(), b' ');
+    }
+    out.extend_from_slice(b);
+}
+
+/// Left-align (`"%-*d"`).
+fn push_left(out: &mut Vec<u8>, width: usize, f: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    f(out);
+    let n = out.len() - start;
+    if n < width {
+        out.resize(out.len() + width - n, b' ');
+    }
+}
+
+impl<'f, W: Write> Script<'f, W> {
+    /// A writer for a session's events.
+    pub fn new(
+        w: W,
+        evsels: &[Evsel],
+        plan: Plan,
+        opts: ScriptOptions,
+        files: &'f dyn FileSource,
+    ) -> Self {
+        let trace = TraceFormatter::new(evsels.iter().map(|e| e.format.as_deref()));
+        Script {
+            w,
+            out: Vec::with_capacity(FLUSH_AT + 65536),
+            plan,
+            opts,
+            files,
+            trace,
+            cache: FrameCache::default(),
+            samples: 0,
+        }
+    }
+
+    /// Write what is buffered.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.w.write_all(&self.out)?;
+        self.out.clear();
+        self.w.flush()
+    }
+
+    /// Handle one delivered event.
+    pub fn event(&mut self, m: &mut Machine, evsels: &[Evsel], e: Event<'_>) -> io::Result<()> {
+        match e {
+            Event::Sample { evsel, sample, .. } if self.opts.json => {
+                let mut out = std::mem::take(&mut self.out);
+                super::json::sample(self, m, &evsels[evsel], evsel, &sample, &mut out);
+                self.out = out;
+            }
+            Event::Sample {
+                evsel,
+                sample,
+                misc,
+            } => self.sample(m, &evsels[evsel], evsel, &sample, misc),
+            Event::Lost { evsel, lost, id } => {
+                if self.opts.show_lost {
+                    self.lost(m, evsels, evsel, lost, id);
+                }
+            }
+        }
+        if self.out.len() >= FLUSH_AT {
+            self.w.write_all(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, f: u32, comm: &str, callchain_comm: bool, h: Head) {
+        use field::*;
+        let Head {
+            pid,
+            tid,
+            cpu,
+            time,
+        } = h;
+        let out = &mut self.out;
+        if f & COMM != 0 {
+            if callchain_comm {
+                out.extend_from_slice(comm.as_bytes());
+            } else {
+                push_right_bytes(out, 16, comm.as_bytes());
+            }
+            out.push(b' ');
+        }
+        if f & PID != 0 && f & TID != 0 {
+            push_right(out, 5, |o| push_i64(o, pid.into()));
+            out.push(b'/');
+            push_left(out, 5, |o| push_i64(o, tid.into()));
+            out.push(b' ');
+        } else if f & PID != 0 {
+            push_right(out, 5, |o| push_i64(o, pid.into()));
+            out.push(b' ');
+        } else if f & TID != 0 {
+            push_right(out, 5, |o| push_i64(o, tid.into()));
+            out.push(b' ');
+        }
+        if f & CPU != 0 {
+            out.push(b'[');
+            push_zero_padded(out, cpu.into(), 3);
+            out.extend_from_slice(b"] ");
+        }
+        if f & TIME != 0 {
+            push_right(out, 12, |o| {
+                push_u64(o, time / 1_000_000_000);
+                o.push(b'.');
+                push_zero_padded(o, (time % 1_000_000_000) / 1000, 6);
+            });
+            out.extend_from_slice(b": ");
+        }
+    }
+
+    fn sample(
+        &mut self,
+        m: &mut Machine,
+        ev: &Evsel,
+        idx: usize,
+        s: &crate::perf::reader::records::Sample<'_>,
+        rmisc: u16,
+    ) {
+        use field::*;
+        self.samples += 1;
+        let f = self.plan.fields[type_index(ev.attr.type_)];
+        let thread = m.findnew(s.pid, s.tid);
+        let maps = thread.maps;
+        let with_chain = f & IP != 0 && ev.has_callchain() && self.plan.use_callchain;
+        let comm: Box<str> = thread.comm.clone();
+        let head = Head {
+            pid: s.pid,
+            tid: s.tid,
+            cpu: s.cpu,
+            time: s.time,
+        };
+        self.start(f, &comm, with_chain, head);
+        if f & PERIOD != 0 {
+            push_right(&mut self.out, 10, |o| push_u64(o, s.period));
+            self.out.push(b' ');
+        }
+        if f & EVNAME != 0 {
+            let w = self.plan.name_width;
+            push_right(&mut self.out, w, |o| {
+                o.extend_from_slice(ev.name.as_bytes())
+            });
+            self.out.extend_from_slice(b": ");
+        }
+        if f & TRACE != 0 {
+            if let Some(raw) = s.raw {
+                let mut tmp = std::mem::take(&mut self.out);
+                self.trace_text(m, idx, raw, &mut tmp);
+                self.out = tmp;
+            }
+        }
+        if f & IP != 0 {
+            let opts = f & (IP | SYM | SYMOFFSET | DSO);
+            if with_chain && s.callchain.is_some() {
+                self.out.push(b'\n');
+                self.callchain(m, maps, s, opts);
+            } else {
+                self.out.push(b' ');
+                let cpumode = rmisc & misc::CPUMODE_MASK;
+                let r = self.resolve(m, maps, cpumode, s.ip);
+                push_hex16(&mut self.out, s.ip);
+                let _ = self.sym_dso(m, &r, opts);
+            }
+        }
+        self.out.push(b'\n');
+    }
+
+    fn kernel_syms<'m>(&'m self, m: &'m Machine) -> KernelSyms<'m> {
+        KernelSyms {
+            map: m.kernel_symbols(),
+            delta: m.kernel_delta,
+            printk: Some(&self.trace.printk),
+        }
+    }
+
+    /// Use the tracing data's `printk_formats` text for `%s` of kernel string pointers.
+    pub fn set_printk(&mut self, text: &str) {
+        self.trace.printk = super::printfmt::PrintkFormats::parse(text);
+    }
+
+    fn lost(
+        &mut self,
+        m: &mut Machine,
+        evsels: &[Evsel],
+        evsel: Option<usize>,
+        lost: u64,
+        id: crate::perf::reader::records::SampleId,
+    ) {
+        // perf prints the start with output[PERF_RECORD_LOST] = output[2]: tracepoint fields.
+        let f = self.plan.fields[perf_type::TRACEPOINT as usize] & !field::PERIOD;
+        if let Some(ev) = evsel.and_then(|i| evsels.get(i)) {
+            let (pid, tid) = (id.pid.unwrap_or(-1), id.tid.unwrap_or(-1));
+            let comm: Box<str> = if tid != -1 {
+                m.findnew(pid, tid).comm.clone()
+            } else {
+                ":-1".into()
+            };
+            let with_chain = f & field::IP != 0 && ev.has_callchain() && self.plan.use_callchain;
+            let head = Head {
+                pid,
+                tid,
+                cpu: id.cpu.unwrap_or(0),
+                time: id.time.unwrap_or(0),
+            };
+            self.start(f, &comm, with_chain, head);
+        }
+        self.out.extend_from_slice(b"PERF_RECORD_LOST lost ");
+        push_u64(&mut self.out, lost);
+        self.out.push(b'\n');
+    }
+
+    /// The frames of a sample as (address as perf prints it, symbol and offset, DSO name),
+    /// following the callchain rules above; for JSON.
+    pub fn frames(
+        &mut self,
+        m: &mut Machine,
+        maps: usize,
+        s: &crate::perf::reader::records::Sample<'_>,
+    ) -> Vec<Frame> {
+        let mut cpumode = misc::USER;
+        let mut v = Vec::new();
+        for ip in s.callchain_ips() {
+            if v.len() >= self.opts.max_stack {
+                break;
+            }
+            if ip >= context::MAX {
+                cpumode = match ip {
+                    context::HV => misc::HYPERVISOR,
+                    context::KERNEL => misc::KERNEL,
+                    context::USER => misc::USER,
+                    _ => return Vec::new(),
+                };
+                continue;
+            }
+            let r = self.resolve(m, maps, cpumode, ip);
+            let sym = self.symbol(m, &r);
+            let dso = r
+                .map
+                .and_then(|mp| m.dsos.get(mp.dso as usize))
+                .map(|d| d.name.clone());
+            v.push((r.addr, sym, dso));
+        }
+        v
+    }
+
+    /// The tracepoint text of a raw record (`trace`).
+    pub fn trace_text(&self, m: &Machine, evsel: usize, raw: &[u8], out: &mut Vec<u8>) {
+        let ksyms = self.kernel_syms(m);
+        self.trace.render(evsel, raw, &ksyms, out);
+    }
+
+    fn symbol(&self, m: &mut Machine, r: &Resolved) -> Option<(Box<str>, u64)> {
+        let mp = r.map?;
+        let kernel = m
+            .dsos
+            .get(mp.dso as usize)
+            .is_some_and(|d| d.kind == super::dso::DsoKind::Kernel);
+        let lookup = if kernel {
+            r.addr.wrapping_add(m.kernel_delta)
+        } else {
+            r.addr
+        };
+        let home = self.opts.home.as_deref();
+        let d = m.dsos.get_mut(mp.dso as usize)?;
+        let s = d.symbols_for_lookup(self.files, home)?.find(lookup)?;
+        Some((Box::<str>::from(s.name()), lookup - s.start))
+    }
+
+    /// thread__find_map + map_ip.
+    fn resolve(&self, m: &Machine, maps: usize, cpumode: u16, ip: u64) -> Resolved {
+        let kernel = || m.kernel.find(ip).copied();
+        let map = match cpumode {
+            misc::KERNEL => kernel(),
+            misc::USER => m
+                .maps
+                .get(maps)
+                .and_then(|ms| ms.find(ip).copied())
+                .or_else(|| if m.is_kernel_ip(ip) { kernel() } else { None }),
+            _ => None,
+        };
+        let addr = map.map_or(ip, |mp| mp.map_ip(ip));
+        Resolved { map, addr }
+    }
+
+    /// " sym+0xoff (dso)" per the opts bits; false when the text must not be cached (perf's
+    /// failed first load of the DSO).
+    fn sym_dso(&mut self, m: &mut Machine, r: &Resolved, opts: u32) -> bool {
+        use field::*;
+        let mut failed_load = false;
+        if opts & SYM != 0 {
+            self.out.push(b' ');
+            let found = r.map.and_then(|mp| {
+                let lookup = if m
+                    .dsos
+                    .get(mp.dso as usize)
+                    .is_some_and(|d| d.kind == super::dso::DsoKind::Kernel)
+                {
+                    r.addr.wrapping_add(m.kernel_delta)
+                } else {
+                    r.addr
+                };
+                let home = self.opts.home.as_deref();
+                let d = m.dsos.get_mut(mp.dso as usize)?;
+                let Some(table) = d.symbols_for_lookup(self.files, home) else {
+                    failed_load = true;
+                    return None;
+                };
+                let s = table.find(lookup)?;
+                Some((Box::<str>::from(s.name()), lookup - s.start))
+            });
+            match found {
+                Some((name, off)) => {
+                    self.out.extend_from_slice(name.as_bytes());
+                    if opts & SYMOFFSET != 0 {
+                        self.out.extend_from_slice(b"+0x");
+                        push_hex(&mut self.out, off);
+                    }
+                }
+                None => self.out.extend_from_slice(b"[unknown]"),
+            }
+        }
+        if opts & DSO != 0 {
+            self.out.extend_from_slice(b" (");
+            match r.map.and_then(|mp| m.dsos.get(mp.dso as usize)) {
+                Some(d) => self.out.extend_from_slice(d.name.as_bytes()),
+                None => self.out.extend_from_slice(b"[unknown]"),
+            }
+            self.out.push(b')');
+        }
+        !failed_load
+    }
+
+    fn callchain(
+        &mut self,
+        m: &mut Machine,
+        maps: usize,
+        s: &crate::perf::reader::records::Sample<'_>,
+        opts: u32,
+    ) {
+        let mut cpumode = misc::USER;
+        let mut n = 0usize;
+        let mark = self.out.len();
+        for ip in s.callchain_ips() {
+            if n >= self.opts.max_stack {
+                break;
+            }
+            if ip >= context::MAX {
+                cpumode = match ip {
+                    context::HV => misc::HYPERVISOR,
+                    context::KERNEL => misc::KERNEL,
+                    context::USER => misc::USER,
+                    _ => {
+                        // A corrupt chain: perf discards all of it.
+                        self.out.truncate(mark);
+                        return;
+                    }
+                };
+                continue;
+            }
+            n += 1;
+            self.frame(m, maps, cpumode, ip, opts);
+        }
+    }
+
+    fn frame(&mut self, m: &mut Machine, maps: usize, cpumode: u16, ip: u64, opts: u32) {
+        let r = self.resolve(m, maps, cpumode, ip);
+        let key = match r.map {
+            Some(mp) => ((mp.dso << 4) | opts >> 7, r.addr),
+            None => (KEY_NO_MAP - (opts >> 7), ip),
+        };
+        if let Some(line) = self.cache.get(&key) {
+            self.out.extend_from_slice(line);
+            return;
+        }
+        let start = self.out.len();
+        self.out.push(b'\t');
+        if opts & field::IP != 0 {
+            push_hex16(&mut self.out, r.addr);
+        }
+        let cacheable = self.sym_dso(m, &r, opts);
+        self.out.push(b'\n');
+        if cacheable {
+            let line: Box<[u8]> = self.out[start..].into();
+            self.cache.insert(key, line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        let mut o = Vec::new();
+        push_hex16(&mut o, 0xee137);
+        assert_eq!(o, b"           ee137");
+        o.clear();
+        push_right(&mut o, 5, |o| push_i64(o, -1));
+        push_left(&mut o, 5, |o| push_i64(o, 42));
+        assert_eq!(o, b"   -142   ");
+        o.clear();
+        push_zero_padded(&mut o, 7, 3);
+        push_zero_padded(&mut o, 1234, 3);
+        push_right(&mut o, 4, |o| o.push(b'x'));
+        assert_eq!(o, b"0071234   x");
+        o.clear();
+        push_hex16(&mut o, u64::MAX);
+        assert_eq!(o, b"ffffffffffffffff");
+    }
+
+    #[test]
+    fn fields_parse() {
+        assert_eq!(parse_fields("comm,tid").unwrap(), field::COMM | field::TID);
+        assert!(parse_fields("comm,bogus").unwrap_err().contains("'bogus'"));
+    }
+}
