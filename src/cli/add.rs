@@ -115,70 +115,14 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
 
-    let mut defs: Vec<(usize, ProbeDef)> = Vec::new();
-    match &args.exec {
-        Some(exe) => {
-            let path = env::find_binary(exe)?;
-            let symbols = env::read_symbols(&path)?;
-            let path_str = path.to_string_lossy().into_owned();
-            let maps = env::DebugMaps::open(&path)?;
-            let dwarf = maps.dwarf();
-            for (i, spec) in parsed.iter().enumerate() {
-                let target = Target::User {
-                    path: &path_str,
-                    symbols: &symbols,
-                    dwarf: dwarf.as_ref(),
-                };
-                let d = probes::resolve(spec, target, &mut opts)
-                    .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;
-                defs.extend(d.into_iter().map(|d| (i, d)));
-            }
-        }
-        None => {
-            // --btf and --vmlinux describe another kernel: this one's symbol lists do not
-            // apply to it.
-            let local = args.btf.is_none() && args.vmlinux.is_none();
-            // (Not even read then: /proc/kallsyms alone takes tens of milliseconds.)
-            let kallsyms = local.then(env::read_kallsyms).flatten();
-            let traceable = tracefs
-                .as_ref()
-                .filter(|_| local)
-                .and_then(env::read_traceable);
-            let blacklist = local.then(env::read_kprobe_blacklist).flatten();
-            let btf = match &args.vmlinux {
-                Some(_) => None,
-                None => env::kernel_btf(args.btf.as_deref())?,
-            };
-            let needs_dwarf = btf.is_none() || parsed.iter().any(names_past_entry);
-            let vmlinux = match (&args.vmlinux, needs_dwarf && args.btf.is_none()) {
-                (Some(p), _) => Some(Vmlinux::open(p)?),
-                (None, true) => Vmlinux::find_default(),
-                (None, false) => None,
-            };
-            let kdwarf = vmlinux.as_ref().map(Vmlinux::read).transpose()?;
-            let ksyms = kdwarf.as_ref().map(|(d, s)| probes::resolve::KernelDwarf {
-                dwarf: d,
-                symbols: s,
-            });
-            // Offline, the vmlinux's own symbols say which functions exist.
-            let kallsyms = match (&args.vmlinux, &ksyms) {
-                (Some(_), Some(k)) => Some(k.kernel_symbols()),
-                _ => kallsyms,
-            };
-            for (i, spec) in parsed.iter().enumerate() {
-                let target = Target::Kernel {
-                    kallsyms: kallsyms.as_deref(),
-                    traceable: traceable.as_ref(),
-                    blacklist: blacklist.as_ref(),
-                    types: btf.as_ref().map(|b| b as &dyn crate::debuginfo::TypeSource),
-                    dwarf: ksyms,
-                };
-                let d = probes::resolve(spec, target, &mut opts)
-                    .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;
-                defs.extend(d.into_iter().map(|d| (i, d)));
-            }
-        }
-    }
+    let defs = resolve_defs(
+        args.exec.as_deref(),
+        args.btf.as_deref(),
+        args.vmlinux.as_deref(),
+        &parsed,
+        &mut opts,
+        tracefs.as_ref(),
+    )?;
 
     if args.dry_run {
         for (_, d) in &defs {
@@ -223,6 +167,82 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "\tperf record -e {} -aR sleep 1\n", last.name())?;
     }
     Ok(())
+}
+
+/// Resolve parsed specs into definitions, as `add` does: user probes against `exec`'s
+/// symbols and DWARF, kernel probes against this kernel's symbol lists and BTF (or
+/// `btf_path`/`vmlinux_path`). Each definition comes with the index of its spec.
+pub(super) fn resolve_defs(
+    exec: Option<&str>,
+    btf_path: Option<&std::path::Path>,
+    vmlinux_path: Option<&std::path::Path>,
+    parsed: &[probes::ProbeSpec],
+    opts: &mut ResolveOptions,
+    tracefs: Option<&crate::tracefs::Tracefs>,
+) -> Result<Vec<(usize, ProbeDef)>> {
+    let mut defs: Vec<(usize, ProbeDef)> = Vec::new();
+    match exec {
+        Some(exe) => {
+            let path = env::find_binary(exe)?;
+            let symbols = env::read_symbols(&path)?;
+            let path_str = path.to_string_lossy().into_owned();
+            let maps = env::DebugMaps::open(&path)?;
+            let dwarf = maps.dwarf();
+            for (i, spec) in parsed.iter().enumerate() {
+                let target = Target::User {
+                    path: &path_str,
+                    symbols: &symbols,
+                    dwarf: dwarf.as_ref(),
+                };
+                let d = probes::resolve(spec, target, opts)
+                    .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;
+                defs.extend(d.into_iter().map(|d| (i, d)));
+            }
+        }
+        None => {
+            // --btf and --vmlinux describe another kernel: this one's symbol lists do not
+            // apply to it.
+            let local = btf_path.is_none() && vmlinux_path.is_none();
+            // (Not even read then: /proc/kallsyms alone takes tens of milliseconds.)
+            let kallsyms = local.then(env::read_kallsyms).flatten();
+            let traceable = tracefs.filter(|_| local).and_then(env::read_traceable);
+            let blacklist = local.then(env::read_kprobe_blacklist).flatten();
+            let btf = match vmlinux_path {
+                Some(_) => None,
+                None => env::kernel_btf(btf_path)?,
+            };
+            let needs_dwarf = btf.is_none() || parsed.iter().any(names_past_entry);
+            let vmlinux = match (vmlinux_path, needs_dwarf && btf_path.is_none()) {
+                (Some(p), _) => Some(Vmlinux::open(p)?),
+                (None, true) => Vmlinux::find_default(),
+                (None, false) => None,
+            };
+            let kdwarf = vmlinux.as_ref().map(Vmlinux::read).transpose()?;
+            let ksyms = kdwarf.as_ref().map(|(d, s)| probes::resolve::KernelDwarf {
+                dwarf: d,
+                symbols: s,
+            });
+            // Offline, the vmlinux's own symbols say which functions exist.
+            let kallsyms = match (vmlinux_path, &ksyms) {
+                (Some(_), Some(k)) => Some(k.kernel_symbols()),
+                _ => kallsyms,
+            };
+            for (i, spec) in parsed.iter().enumerate() {
+                let target = Target::Kernel {
+                    kallsyms: kallsyms.as_deref(),
+                    traceable: traceable.as_ref(),
+                    blacklist: blacklist.as_ref(),
+                    types: btf.as_ref().map(|b| b as &dyn crate::debuginfo::TypeSource),
+                    dwarf: ksyms,
+                };
+                let d = probes::resolve(spec, target, opts)
+                    .with_context(|| format!("bad probe spec '{}'", spec.text.escape_debug()))?;
+                defs.extend(d.into_iter().map(|d| (i, d)));
+            }
+        }
+    }
+
+    Ok(defs)
 }
 
 /// Turn a kernel refusal into an error whose first line quotes the kernel's reason; when the

@@ -16,6 +16,7 @@ mod record;
 mod report;
 mod script;
 mod sdt;
+mod trace;
 mod vars;
 
 use clap::{Parser, Subcommand};
@@ -35,7 +36,8 @@ Examples:
   rprobe sdt -x /usr/lib/x86_64-linux-gnu/libstdc++.so.6 USDT probes of a library
   rprobe script -i perf.data                             replay as `perf script` prints it
   rprobe flamegraph -o flame.svg                         stacks as an SVG flame graph
-  rprobe report -g                                       overhead per symbol, with callers";
+  rprobe report -g                                       overhead per symbol, with callers
+  rprobe trace 'vfs_read file->f_path.dentry->d_name.name:string'   probe, stream, clean up";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -62,6 +64,7 @@ enum Command {
     Script(script::ScriptArgs),
     Flamegraph(flamegraph::FlamegraphArgs),
     Report(report::ReportArgs),
+    Trace(trace::TraceArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -88,6 +91,7 @@ pub fn main() -> i32 {
         Command::Script(a) => script::run(&a, &mut out),
         Command::Flamegraph(a) => flamegraph::run(&a, &mut out),
         Command::Report(a) => report::run(&a, &mut out),
+        Command::Trace(a) => trace::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

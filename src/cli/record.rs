@@ -147,7 +147,7 @@ fn filter_positions(args: &RecordArgs) -> Result<Vec<Option<String>>> {
     }
 }
 
-fn parse_ids(text: &str, what: &str) -> Result<Vec<i32>> {
+pub(super) fn parse_ids(text: &str, what: &str) -> Result<Vec<i32>> {
     text.split(',')
         .map(|p| {
             p.trim()
@@ -160,7 +160,7 @@ fn parse_ids(text: &str, what: &str) -> Result<Vec<i32>> {
 }
 
 /// Resolve one -e into events (a glob can give several).
-fn resolve_event(name: &str, tracefs: &mut Option<Tracefs>) -> Result<Vec<EventKind>> {
+pub(super) fn resolve_event(name: &str, tracefs: &mut Option<Tracefs>) -> Result<Vec<EventKind>> {
     if let Some((group, event)) = name.split_once(':') {
         if tracefs.is_none() {
             *tracefs = Some(env::open_tracefs()?);
@@ -280,7 +280,7 @@ impl Drop for Output {
 }
 
 /// Explain a failed open in terms of what to change.
-fn explain_open(
+pub(super) fn explain_open(
     e: &OpenError,
     specs: &[EventSpec],
     tracefs: Option<&Tracefs>,

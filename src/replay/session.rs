@@ -326,6 +326,39 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Deliver records that did not come from the file: one drain of live ring buffers
+    /// (`perf_event_header`-framed, several CPUs' rings one after the other), in time order
+    /// within the batch. The session's file supplies only the attrs, ids and tracing data.
+    /// A record cut short ends the batch (counted as a bad record).
+    pub fn feed(&mut self, records: &[u8], sink: &mut Sink<'_>) -> std::io::Result<()> {
+        let mut batch: Vec<(u64, RawRecord<'_>)> = Vec::new();
+        let mut at = 0usize;
+        while at + 8 <= records.len() {
+            let type_ = abi::u32_at(records, at).unwrap_or(0);
+            let misc = abi::u16_at(records, at + 4).unwrap_or(0);
+            let size = abi::u16_at(records, at + 6).map_or(0, usize::from);
+            let Some(body) = records.get(at + 8..at + size.max(8)).filter(|_| size >= 8) else {
+                self.stats.bad_records += 1;
+                break;
+            };
+            let rec = RawRecord {
+                offset: at as u64,
+                type_,
+                misc,
+                body,
+            };
+            self.stats.events += 1;
+            // Records without a time (side-band of older kernels, user types) go first.
+            batch.push((self.time_of(&rec).unwrap_or(0), rec));
+            at += size;
+        }
+        batch.sort_by_key(|(t, _)| *t);
+        for (_, rec) in &batch {
+            self.deliver(rec, sink)?;
+        }
+        Ok(())
+    }
+
     fn deliver(&mut self, rec: &RawRecord<'_>, sink: &mut Sink<'_>) -> std::io::Result<()> {
         match rec.type_ {
             record::SAMPLE => {

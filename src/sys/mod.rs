@@ -42,6 +42,17 @@ impl SyscallError {
     }
 }
 
+/// An anonymous in-memory file (`memfd_create`), removed when its last fd closes.
+pub fn memory_file(name: &str) -> Result<std::fs::File, SyscallError> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    memfd_create(name, MFdFlags::MFD_CLOEXEC)
+        .map(std::fs::File::from)
+        .map_err(|e| SyscallError {
+            call: format!("memfd_create({name})"),
+            source: io::Error::from_raw_os_error(e as i32),
+        })
+}
+
 /// Effective user id is 0.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
