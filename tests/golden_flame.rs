@@ -8,33 +8,19 @@ mod common;
 use inferno::collapse::perf::{Folder, Options};
 use inferno::collapse::Collapse;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fixture(dir: &Path) -> PathBuf {
-    let out = dir.join("cpu_chain_fp");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/src/cpu_chain.c");
-    let flags = [
-        "-O2",
-        "-fno-omit-frame-pointer",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-    ];
-    let ok = Command::new("gcc")
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc")
-        .success();
-    assert!(ok, "gcc {} {}", flags.join(" "), src.display());
-    std::fs::write(
-        dir.join("cpu_chain_fp.flags"),
-        format!("gcc {}\n", flags.join(" ")),
+    common::build_c_fixture(
+        "cpu_chain.c",
+        &[
+            "-O2",
+            "-fno-omit-frame-pointer",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ],
+        &dir.join("cpu_chain_fp"),
     )
-    .expect("flags");
-    out
 }
 
 fn perf_record(home: &Path, data: &Path, args: &[&str], cmd: &[&str]) {

@@ -19,25 +19,11 @@ const N: u32 = 300;
 fn stat_calls() -> PathBuf {
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bpf-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("fixture dir");
-    let out = dir.join("stat_calls");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/src/stat_calls.c");
-    let flags = ["-O0", "-g", "-Wall", "-Wextra", "-Werror"];
-    let ok = Command::new("gcc")
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc")
-        .success();
-    assert!(ok, "gcc {} {}", flags.join(" "), src.display());
-    std::fs::write(
-        dir.join("stat_calls.flags"),
-        format!("gcc {}\n", flags.join(" ")),
+    common::build_c_fixture(
+        "stat_calls.c",
+        &["-O0", "-g", "-Wall", "-Wextra", "-Werror"],
+        &dir.join("stat_calls"),
     )
-    .expect("flags");
-    out
 }
 
 fn run(bin: &Path) -> u32 {

@@ -12,28 +12,14 @@ use rprobe::unwind::{reg, user_reg, ProcessUnwinder};
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 fn build_fixture(dir: &Path) -> PathBuf {
-    let out = dir.join("cpu_chain");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/src/cpu_chain.c");
-    let flags = ["-O2", "-Wall", "-Wextra", "-Werror"];
-    let ok = Command::new("gcc")
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc")
-        .success();
-    assert!(ok, "gcc {} {}", flags.join(" "), src.display());
-    std::fs::write(
-        dir.join("cpu_chain.flags"),
-        format!("gcc {}\n", flags.join(" ")),
+    common::build_c_fixture(
+        "cpu_chain.c",
+        &["-O2", "-Wall", "-Wextra", "-Werror"],
+        &dir.join("cpu_chain"),
     )
-    .expect("flags");
-    out
 }
 
 /// `perf script -F tid,time,ip,sym --ns` blocks: time -> user frames (map-relative). perf

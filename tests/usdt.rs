@@ -98,29 +98,11 @@ fn rprobe_notes(path: &Path) -> Vec<Note> {
 fn usdt_fixture() -> PathBuf {
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("usdt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("fixture dir");
-    let out = dir.join("usdt_probe");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/src/usdt_probe.c");
-    let flags = ["-O2", "-g", "-Wall", "-Wextra", "-Werror"];
-    let status = Command::new("gcc")
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("run gcc");
-    assert!(
-        status.success(),
-        "gcc {} {} failed (needs sys/sdt.h: apt-get install systemtap-sdt-dev)",
-        flags.join(" "),
-        src.display()
-    );
-    std::fs::write(
-        dir.join("usdt_probe.flags"),
-        format!("gcc {}\n", flags.join(" ")),
+    common::build_c_fixture(
+        "usdt_probe.c",
+        &["-O2", "-g", "-Wall", "-Wextra", "-Werror"],
+        &dir.join("usdt_probe"),
     )
-    .expect("flags file");
-    out
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `rprobe flamegraph`: a perf.data file's stacks folded in-process (the folded format of
 //! `perf script | inferno-collapse-perf`) and drawn as an SVG with inferno.
 
-use super::script::{kernel_symbols, MappedFiles};
+use super::script::{kernel_symbols, map_input, MappedFiles};
 use crate::perf::abi::{context, misc, perf_type, sw};
 use crate::replay::flame::{fold_stack, FoldOptions, Folder, FrameName};
 use crate::replay::hash::FxHashMap;
@@ -47,12 +47,7 @@ pub struct FlamegraphArgs {
 }
 
 pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
-    let map = crate::sys::map_file(&args.input).with_context(|| {
-        format!(
-            "cannot read {}; record one with `rprobe record -g` or `perf record -g`, or name it with -i",
-            args.input.display()
-        )
-    })?;
+    let map = map_input(&args.input)?;
     let bytes: &[u8] = &map;
     let home = std::env::var("HOME").ok();
     let mut session = Session::new(bytes, kernel_symbols(bytes, home.as_deref()))

@@ -2,7 +2,7 @@
 //! `perf report --stdio`, for samples (by period) and tracepoint/probe events (by count).
 
 use super::flamegraph::sample_chain;
-use super::script::{kernel_symbols, MappedFiles};
+use super::script::{kernel_symbols, map_input, MappedFiles};
 use crate::perf::abi::{perf_type, sample, sw};
 use crate::replay::report::{parse_sort, Report, Sym};
 use crate::replay::script::{self, Script, ScriptOptions};
@@ -52,12 +52,7 @@ fn dso_name(d: Option<&str>) -> String {
 
 pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let keys = parse_sort(&args.sort).map_err(anyhow::Error::msg)?;
-    let map = crate::sys::map_file(&args.input).with_context(|| {
-        format!(
-            "cannot read {}; record one with `rprobe record` or `perf record`, or name it with -i",
-            args.input.display()
-        )
-    })?;
+    let map = map_input(&args.input)?;
     let bytes: &[u8] = &map;
     let home = std::env::var("HOME").ok();
     let mut session = Session::new(bytes, kernel_symbols(bytes, home.as_deref()))

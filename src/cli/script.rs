@@ -137,13 +137,19 @@ pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols>
     from_text(&t)
 }
 
-pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
-    let map = crate::sys::map_file(&args.input).with_context(|| {
-        format!(
-            "cannot read {}; record one with `rprobe record` or `perf record`, or name it with -i",
-            args.input.display()
+/// Maps the perf.data file to replay; the error says how to get one.
+pub fn map_input(path: &Path) -> Result<memmap2::Mmap> {
+    crate::sys::map_file(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read {}: {}; record one with `rprobe record` or `perf record`, or name it with -i",
+            path.display(),
+            e.source
         )
-    })?;
+    })
+}
+
+pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
+    let map = map_input(&args.input)?;
     let bytes: &[u8] = &map;
     let home = std::env::var("HOME").ok();
     let mut session =

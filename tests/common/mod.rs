@@ -170,6 +170,19 @@ fn gcc_build(version: &str, flags: &[&str], sources: &[&Path], libs: &[&str], ou
     record_and_run(version, cmd, out);
 }
 
+/// Builds `fixtures/src/SOURCE` with gcc and `flags` into `out` (writing `out.flags` with the
+/// compiler and command), for tests whose fixture is not among [`Fixtures`].
+pub fn build_c_fixture(source: &str, flags: &[&str], out: &Path) -> PathBuf {
+    let gcc = tool_version("gcc").unwrap_or_else(|e| {
+        panic!(
+            "cannot build fixtures/src/{source}: {e}. Install gcc (Debian: apt-get install gcc)."
+        )
+    });
+    let src = manifest_dir().join("fixtures/src").join(source);
+    gcc_build(&gcc, flags, &[&src], &[], out);
+    out.to_path_buf()
+}
+
 /// Copies `from` to `to` through `strip -o`, writing `to.flags`.
 fn strip_copy(version: &str, from: &Path, to: &Path) {
     let parent = to.parent().expect("fixture output has a parent");
