@@ -318,7 +318,7 @@ pub fn resolve(
                 symbols,
                 ..
             } if kinst.is_some() => kinst.as_ref().and_then(|(inst, pc)| {
-                instance_scope(d, inst, *pc, retprobe, &|a, _| user_static(symbols, a))
+                instance_scope(d, inst, *pc, retprobe, &|a, _| user_static(symbols, a, *pc))
             }),
             Target::User {
                 dwarf: Some(d),
@@ -342,7 +342,7 @@ pub fn resolve(
                     }
                 }
                 dwarf_scope(d, &realname, entry, pc, retprobe, &|a| {
-                    symbols.file_offset(a)
+                    symbols.mapping_offset(a, pc)
                 })
             }),
             _ => None,
@@ -443,7 +443,7 @@ pub fn list_variables(
             } => addr.and_then(|entry| {
                 at = offset.max(prologue_skip(d, &realname, entry, offset == 0));
                 dwarf_scope(d, &realname, entry, entry + at, false, &|a| {
-                    symbols.file_offset(a)
+                    symbols.mapping_offset(a, entry + at)
                 })
             }),
             _ => None,
@@ -1437,10 +1437,11 @@ fn check_fetch(
     }
 }
 
-/// A user program's global or static, read at its file offset (`@+OFFSET`).
-fn user_static(symbols: &SymbolTable, a: u64) -> Result<Base, String> {
+/// A user program's global or static, read with `@+OFFSET` from a probe at `probe` (see
+/// [`SymbolTable::mapping_offset`]).
+fn user_static(symbols: &SymbolTable, a: u64, probe: u64) -> Result<Base, String> {
     symbols
-        .file_offset(a)
+        .mapping_offset(a, probe)
         .map(|o| Base::FileData(o as i64))
         .ok_or_else(|| format!("its address 0x{a:x} is not in the probed file"))
 }
