@@ -2,7 +2,7 @@
 //! `perf script | inferno-collapse-perf`) and drawn as an SVG with inferno.
 
 use super::script::{kernel_symbols, map_input, MappedFiles};
-use crate::perf::abi::{context, misc, perf_type, sw};
+use crate::perf::abi::{context, misc};
 use crate::replay::flame::{fold_stack, FoldOptions, Folder, FrameName};
 use crate::replay::hash::FxHashMap;
 use crate::replay::script::{self, Script, ScriptOptions};
@@ -87,19 +87,14 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
             return Ok(());
         };
         let ev = &evsels[evsel];
-        let a = &ev.attr;
-        if a.type_ == perf_type::SOFTWARE && a.config == sw::DUMMY {
+        if ev.is_tracking() {
             return Ok(());
         }
         if !folder.wants(&ev.name) {
             folder.skipped += 1;
             return Ok(());
         }
-        let count = if ev.is_tracepoint() || !ev.attr.samples(crate::perf::abi::sample::PERIOD) {
-            1
-        } else {
-            sample.period
-        };
+        let count = ev.weight(&sample);
         let lone;
         let chain: &[u8] = match sample.callchain {
             Some(c) if !c.is_empty() => c,

@@ -3,7 +3,6 @@
 
 use super::flamegraph::sample_chain;
 use super::script::{kernel_symbols, map_input, MappedFiles};
-use crate::perf::abi::{perf_type, sample, sw};
 use crate::replay::report::{parse_sort, Report, Sym};
 use crate::replay::script::{self, Script, ScriptOptions};
 use crate::replay::session::{Event, Session};
@@ -78,15 +77,11 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
             return Ok(());
         };
         let ev = &evsels[evsel];
-        if ev.attr.type_ == perf_type::SOFTWARE && ev.attr.config == sw::DUMMY {
+        if ev.is_tracking() {
             return Ok(());
         }
         has_chains |= sample.callchain.is_some_and(|c| !c.is_empty());
-        let period = if ev.is_tracepoint() || !ev.attr.samples(sample::PERIOD) {
-            1
-        } else {
-            sample.period
-        };
+        let period = ev.weight(&sample);
         let thread = m.findnew(sample.pid, sample.tid);
         let (maps, comm) = (thread.maps, thread.comm.to_string());
         let key = (maps, sample_chain(&sample, misc));

@@ -405,10 +405,7 @@ fn emit<W: Write>(
     e: Event<'_>,
 ) -> std::io::Result<()> {
     if let Event::Sample { evsel, .. } = &e {
-        let a = &ev[*evsel].attr;
-        if a.type_ == crate::perf::abi::perf_type::SOFTWARE
-            && a.config == crate::perf::abi::sw::DUMMY
-        {
+        if ev[*evsel].is_tracking() {
             return Ok(());
         }
         *shown += 1;

@@ -38,6 +38,21 @@ impl Evsel {
     pub fn is_tracepoint(&self) -> bool {
         self.attr.type_ == perf_type::TRACEPOINT
     }
+
+    /// perf's side-band event (`dummy:HG`, `PERF_COUNT_SW_DUMMY`): its samples are noise.
+    pub fn is_tracking(&self) -> bool {
+        self.attr.type_ == perf_type::SOFTWARE && self.attr.config == abi::sw::DUMMY
+    }
+
+    /// What one sample weighs in reports and flame graphs: its period for sampling events
+    /// (cpu-clock: nanoseconds), 1 for tracepoints and probe events.
+    pub fn weight(&self, s: &Sample<'_>) -> u64 {
+        if self.is_tracepoint() || !self.attr.samples(abi::sample::PERIOD) {
+            1
+        } else {
+            s.period
+        }
+    }
 }
 
 /// Where kernel symbols come from.
