@@ -395,32 +395,12 @@ impl Status {
     }
 }
 
-pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
-    // Checks that need no syscalls.
-    if args.pages == 0 || !args.pages.is_power_of_two() {
-        bail!("-m {}: the ring buffer size must be a power of two number of pages (1, 2, 4, ... 128, 256)", args.pages);
-    }
-    let callchain = match args.call_graph.as_deref() {
-        None => args.callgraph,
-        Some("fp") => true,
-        Some(m) => bail!("--call-graph {m}: only 'fp' (frame pointers) is supported; build the program with -fno-omit-frame-pointer"),
-    };
-    if args.freq == Some(0) || args.count == Some(0) {
-        bail!("-F and -c take a number greater than 0");
-    }
-    if let Some(d) = args.duration {
-        if !(d.is_finite() && d > 0.0) {
-            bail!("--duration {d}: give a positive number of seconds");
-        }
-    }
-    let sampling = match (args.freq, args.count) {
-        (Some(f), _) => Some(Sampling::Freq(f)),
-        (_, Some(c)) => Some(Sampling::Period(c)),
-        _ => None,
-    };
-    let filters = filter_positions(args)?;
-
-    // Events.
+/// The events of the -e options (cpu-clock without any), each with the --filter after it;
+/// tracefs is opened only when a tracepoint is named.
+fn resolve_events(
+    args: &RecordArgs,
+    filters: &[Option<String>],
+) -> Result<(Vec<EventSpec>, Option<Tracefs>)> {
     let mut tracefs = None;
     let mut specs: Vec<EventSpec> = Vec::new();
     let names: Vec<String> = if args.events.is_empty() {
@@ -444,7 +424,11 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         }
     }
 
-    // Target.
+    Ok((specs, tracefs))
+}
+
+/// `(processes, threads)` of -p or -t, checked to exist; both empty otherwise.
+fn resolve_targets(args: &RecordArgs) -> Result<(Vec<i32>, Vec<i32>)> {
     let scope_pids: Vec<i32>;
     let mut threads: Vec<i32> = Vec::new();
     if let Some(p) = &args.pid {
@@ -472,6 +456,36 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     } else {
         scope_pids = Vec::new();
     }
+    Ok((scope_pids, threads))
+}
+
+pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
+    // Checks that need no syscalls.
+    if args.pages == 0 || !args.pages.is_power_of_two() {
+        bail!("-m {}: the ring buffer size must be a power of two number of pages (1, 2, 4, ... 128, 256)", args.pages);
+    }
+    let callchain = match args.call_graph.as_deref() {
+        None => args.callgraph,
+        Some("fp") => true,
+        Some(m) => bail!("--call-graph {m}: only 'fp' (frame pointers) is supported; build the program with -fno-omit-frame-pointer"),
+    };
+    if args.freq == Some(0) || args.count == Some(0) {
+        bail!("-F and -c take a number greater than 0");
+    }
+    if let Some(d) = args.duration {
+        if !(d.is_finite() && d > 0.0) {
+            bail!("--duration {d}: give a positive number of seconds");
+        }
+    }
+    let sampling = match (args.freq, args.count) {
+        (Some(f), _) => Some(Sampling::Freq(f)),
+        (_, Some(c)) => Some(Sampling::Period(c)),
+        _ => None,
+    };
+    let filters = filter_positions(args)?;
+
+    let (specs, tracefs) = resolve_events(args, &filters)?;
+    let (scope_pids, threads) = resolve_targets(args)?;
     let command_mode = !args.command.is_empty();
     if command_mode && (args.pid.is_some() || args.tid.is_some()) {
         bail!("a command cannot be combined with -p or -t; record it alone (or with -a for the whole system while it runs)");
