@@ -77,7 +77,7 @@ impl Maps {
                 let pgoff = if old.identity {
                     old.pgoff
                 } else {
-                    old.pgoff + (m.end - old.start)
+                    old.pgoff.wrapping_add(m.end - old.start)
                 };
                 self.by_start.insert(
                     m.end,

@@ -279,6 +279,33 @@ impl Hasher for FrameHasher {
 
 type FrameCache = HashMap<(u32, u64), Box<[u8]>, BuildHasherDefault<FrameHasher>>;
 
+/// The frames of a callchain with the cpumode each is looked up in
+/// (`thread__resolve_callchain_sample`): markers switch modes (starting as user) and are
+/// dropped, at most `max` frames; None when an unknown marker makes perf drop the chain.
+fn chain_entries(
+    s: &crate::perf::reader::records::Sample<'_>,
+    max: usize,
+) -> Option<Vec<(u16, u64)>> {
+    let mut cpumode = misc::USER;
+    let mut v = Vec::new();
+    for ip in s.callchain_ips() {
+        if v.len() >= max {
+            break;
+        }
+        if ip >= context::MAX {
+            cpumode = match ip {
+                context::HV => misc::HYPERVISOR,
+                context::KERNEL => misc::KERNEL,
+                context::USER => misc::USER,
+                _ => return None,
+            };
+            continue;
+        }
+        v.push((cpumode, ip));
+    }
+    Some(v)
+}
+
 /// A resolved frame: the address as perf prints it, symbol and offset, DSO name.
 pub type Frame = (u64, Option<(Box<str>, u64)>, Option<Box<str>>);
 
@@ -600,23 +627,13 @@ impl<'f, W: Write> Script<'f, W> {
         maps: usize,
         s: &crate::perf::reader::records::Sample<'_>,
     ) -> Vec<Frame> {
-        let mut cpumode = misc::USER;
         let mut v = Vec::new();
-        for ip in s.callchain_ips() {
-            if v.len() >= self.opts.max_stack {
-                break;
-            }
-            if ip >= context::MAX {
-                cpumode = match ip {
-                    context::HV => misc::HYPERVISOR,
-                    context::KERNEL => misc::KERNEL,
-                    context::USER => misc::USER,
-                    _ => return Vec::new(),
-                };
-                continue;
-            }
+        let Some(entries) = chain_entries(s, self.opts.max_stack) else {
+            return v;
+        };
+        for (cpumode, ip) in entries {
             let r = self.resolve(m, maps, cpumode, ip);
-            let sym = self.symbol(m, &r);
+            let sym = self.symbol(m, &r, &mut false);
             let dso = r
                 .map
                 .and_then(|mp| m.dsos.get(mp.dso as usize))
@@ -632,7 +649,15 @@ impl<'f, W: Write> Script<'f, W> {
         self.trace.render(evsel, raw, &ksyms, out);
     }
 
-    fn symbol(&self, m: &mut Machine, r: &Resolved) -> Option<(Box<str>, u64)> {
+    /// The symbol and offset of a resolved address; `failed_load` is set when this lookup
+    /// loaded a table whose load failed (perf finds nothing then, and the line must not be
+    /// cached).
+    fn symbol(
+        &self,
+        m: &mut Machine,
+        r: &Resolved,
+        failed_load: &mut bool,
+    ) -> Option<(Box<str>, u64)> {
         let mp = r.map?;
         let kernel = m
             .dsos
@@ -645,7 +670,11 @@ impl<'f, W: Write> Script<'f, W> {
         };
         let home = self.opts.home.as_deref();
         let d = m.dsos.get_mut(mp.dso as usize)?;
-        let s = d.symbols_for_lookup(self.files, home)?.find(lookup)?;
+        let Some(table) = d.symbols_for_lookup(self.files, home) else {
+            *failed_load = true;
+            return None;
+        };
+        let s = table.find(lookup)?;
         Some((Box::<str>::from(s.name()), lookup - s.start))
     }
 
@@ -672,25 +701,7 @@ impl<'f, W: Write> Script<'f, W> {
         let mut failed_load = false;
         if opts & SYM != 0 {
             self.out.push(b' ');
-            let found = r.map.and_then(|mp| {
-                let lookup = if m
-                    .dsos
-                    .get(mp.dso as usize)
-                    .is_some_and(|d| d.kind == super::dso::DsoKind::Kernel)
-                {
-                    r.addr.wrapping_add(m.kernel_delta)
-                } else {
-                    r.addr
-                };
-                let home = self.opts.home.as_deref();
-                let d = m.dsos.get_mut(mp.dso as usize)?;
-                let Some(table) = d.symbols_for_lookup(self.files, home) else {
-                    failed_load = true;
-                    return None;
-                };
-                let s = table.find(lookup)?;
-                Some((Box::<str>::from(s.name()), lookup - s.start))
-            });
+            let found = self.symbol(m, r, &mut failed_load);
             match found {
                 Some((name, off)) => {
                     self.out.extend_from_slice(name.as_bytes());
@@ -720,27 +731,11 @@ impl<'f, W: Write> Script<'f, W> {
         s: &crate::perf::reader::records::Sample<'_>,
         opts: u32,
     ) {
-        let mut cpumode = misc::USER;
-        let mut n = 0usize;
-        let mark = self.out.len();
-        for ip in s.callchain_ips() {
-            if n >= self.opts.max_stack {
-                break;
-            }
-            if ip >= context::MAX {
-                cpumode = match ip {
-                    context::HV => misc::HYPERVISOR,
-                    context::KERNEL => misc::KERNEL,
-                    context::USER => misc::USER,
-                    _ => {
-                        // A corrupt chain: perf discards all of it.
-                        self.out.truncate(mark);
-                        return;
-                    }
-                };
-                continue;
-            }
-            n += 1;
+        // A corrupt chain (an unknown context marker): perf discards all of it.
+        let Some(entries) = chain_entries(s, self.opts.max_stack) else {
+            return;
+        };
+        for (cpumode, ip) in entries {
             self.frame(m, maps, cpumode, ip, opts);
         }
     }

@@ -248,7 +248,11 @@ fn fixup_end(c: &mut [Candidate], kallsyms: bool) {
         let prev = &mut c[i - 1];
         if prev.end == prev.start {
             if kallsyms && prev.module != next_mod {
-                prev.end = (prev.end + 4096).div_ceil(4096) * 4096;
+                prev.end = prev
+                    .end
+                    .saturating_add(4096)
+                    .div_ceil(4096)
+                    .saturating_mul(4096);
             } else {
                 prev.end = next_start;
             }
@@ -256,7 +260,11 @@ fn fixup_end(c: &mut [Candidate], kallsyms: bool) {
     }
     if let Some(last) = c.last_mut() {
         if last.end == last.start {
-            last.end = last.start.div_ceil(4096) * 4096 + 4096;
+            last.end = last
+                .start
+                .div_ceil(4096)
+                .saturating_mul(4096)
+                .saturating_add(4096);
         }
     }
 }
@@ -461,7 +469,7 @@ fn plt_symbols(f: &ElfFile64<'_, Endianness>, c: &mut Vec<Candidate>, arena: &mu
         return;
     };
     let entsize = plt.sh_entsize(e);
-    let mut at = plt.sh_offset(e) + entsize;
+    let mut at = plt.sh_offset(e).saturating_add(entsize);
     let strings = dynsym.strings();
     for r in data.chunks_exact(24) {
         let info = u64::from_le_bytes(r[8..16].try_into().unwrap_or([0; 8]));
@@ -473,13 +481,13 @@ fn plt_symbols(f: &ElfFile64<'_, Endianness>, c: &mut Vec<Candidate>, arena: &mu
         let (off, len) = arena.add(&name);
         c.push(Candidate {
             start: at,
-            end: at + entsize,
+            end: at.saturating_add(entsize),
             bind: STB_GLOBAL,
             module: false,
             off,
             len,
         });
-        at += entsize;
+        at = at.saturating_add(entsize);
     }
 }
 
@@ -533,14 +541,14 @@ fn elf_pass(
         else {
             continue;
         };
-        let start = value - va + off;
+        let start = value.wrapping_sub(va).wrapping_add(off);
         let (noff, nlen) = match std::str::from_utf8(name) {
             Ok(n) => arena.add(n),
             Err(_) => arena.add(&String::from_utf8_lossy(name)),
         };
         c.push(Candidate {
             start,
-            end: start + size,
+            end: start.saturating_add(size),
             bind: sym.st_bind().0,
             module: false,
             off: noff,
@@ -720,5 +728,28 @@ mod tests {
         let off = main.file_offset.unwrap();
         assert_eq!(m.find(off).map(|s| s.name()), Some("main"));
         assert!(SymbolMap::from_elf(b"junk", b"junk").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_mangled_elf_or_kallsyms(
+            cut in 0usize..70000,
+            flips in proptest::collection::vec((0usize..70000, proptest::prelude::any::<u8>()), 0..24),
+            text in "(\\PC|\n| ){0,300}",
+        ) {
+            let mut data = std::fs::read("/bin/true").unwrap_or_default();
+            for (at, v) in flips {
+                if let Some(b) = data.get_mut(at) { *b = v; }
+            }
+            data.truncate(cut.max(64));
+            if let Some(m) = SymbolMap::from_elf(&data, &data) {
+                for s in m.symbols().iter().take(50) {
+                    let _ = m.find(s.start);
+                    let _ = s.name();
+                }
+            }
+            let k = SymbolMap::from_kallsyms(&text);
+            let _ = k.find(0xffff_ffff_8100_0000);
+        }
     }
 }
