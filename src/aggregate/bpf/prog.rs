@@ -279,16 +279,7 @@ impl LatencyPlan {
 
     /// `start[key] = ktime_get_ns()`.
     pub fn codegen_entry(&self, start_fd: i32) -> Result<Vec<Insn>, BpfError> {
-        LatencyPlan::check(&self.entry_key)?;
-        let key = SCRATCH as i32 - 8;
-        let mut g = Gen {
-            p: vec![
-                Insn::mov_reg(R6, R1),
-                Insn::store_imm(Size::DW, FP, key as i16, 0),
-            ],
-            ctx: self.entry_ctx,
-        };
-        g.part(&self.entry_key, key, 8)?;
+        let (mut g, key) = Gen::with_pairing_key(self.entry_ctx, &self.entry_key)?;
         g.p.push(Insn::call(helper::KTIME_GET_NS));
         g.p.push(Insn::store_reg(Size::DW, FP, SCRATCH, R0));
         let [a, b] = Insn::ld_map_fd(R1, start_fd);
@@ -304,17 +295,8 @@ impl LatencyPlan {
 
     /// `if start[key]: hist[log2((now - start[key]) / unit)] += 1; delete start[key]`.
     pub fn codegen_exit(&self, start_fd: i32, hist_fd: i32) -> Result<Vec<Insn>, BpfError> {
-        LatencyPlan::check(&self.exit_key)?;
-        let key = SCRATCH as i32 - 8;
+        let (mut g, key) = Gen::with_pairing_key(self.exit_ctx, &self.exit_key)?;
         let bucket = key - 8;
-        let mut g = Gen {
-            p: vec![
-                Insn::mov_reg(R6, R1),
-                Insn::store_imm(Size::DW, FP, key as i16, 0),
-            ],
-            ctx: self.exit_ctx,
-        };
-        g.part(&self.exit_key, key, 8)?;
         let [a, b] = Insn::ld_map_fd(R1, start_fd);
         g.p.extend([a, b]);
         g.fp_ptr(R2, key);
@@ -349,6 +331,22 @@ struct Gen {
 }
 
 impl Gen {
+    /// A latency program's start: the context saved in `r6`, and the pairing key (a number)
+    /// computed into the 8-byte stack slot whose offset is returned.
+    fn with_pairing_key(ctx: Context, source: &Source) -> Result<(Gen, i32), BpfError> {
+        LatencyPlan::check(source)?;
+        let key = SCRATCH as i32 - 8;
+        let mut g = Gen {
+            p: vec![
+                Insn::mov_reg(R6, R1),
+                Insn::store_imm(Size::DW, FP, key as i16, 0),
+            ],
+            ctx,
+        };
+        g.part(source, key, 8)?;
+        Ok((g, key))
+    }
+
     /// `r1 = fp + off`.
     fn fp_ptr(&mut self, dst: Reg, off: i32) {
         self.p.push(Insn::mov_reg(dst, FP));
