@@ -633,10 +633,16 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     let mut ring_errors = 0u64;
     let mut stop = false;
     let mut child_status = None;
+    // `mark_round`: end the pass with FINISHED_ROUND. A pass followed by a checkpoint leaves
+    // it out: the checkpoint's own FINISHED_ROUND marks the round. Two markers in a row make
+    // an empty round, after which perf has already flushed up to the newest time seen, and
+    // the next pass's records from a ring read early in this one print "N out of order
+    // events recorded".
     let mut drain = |recorder: &mut Recorder,
                      writer: &mut PerfDataWriter,
                      stats: &mut StreamStats,
-                     buf: &mut Vec<u8>|
+                     buf: &mut Vec<u8>,
+                     mark_round: bool|
      -> Result<()> {
         buf.clear();
         if recorder.drain(buf).is_err() {
@@ -648,7 +654,9 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         for r in ring::records(buf) {
             stats.add(r.bytes);
         }
-        synth::bare(buf, rec::FINISHED_ROUND);
+        if mark_round {
+            synth::bare(buf, rec::FINISHED_ROUND);
+        }
         writer.write(buf).with_context(write_ctx)
     };
     while !stop {
@@ -696,15 +704,22 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         {
             stop = true;
         }
-        drain(&mut recorder, &mut writer, &mut stats, &mut buf)?;
-        if last_cp.elapsed() >= Duration::from_millis(500) {
+        let checkpoint_due = last_cp.elapsed() >= Duration::from_millis(500);
+        drain(
+            &mut recorder,
+            &mut writer,
+            &mut stats,
+            &mut buf,
+            !checkpoint_due,
+        )?;
+        if checkpoint_due {
             writer.checkpoint().with_context(write_ctx)?;
             last_cp = Instant::now();
         }
         status.show(&stats, writer.file_size());
     }
     recorder.disable();
-    drain(&mut recorder, &mut writer, &mut stats, &mut buf)?;
+    drain(&mut recorder, &mut writer, &mut stats, &mut buf, true)?;
     // Samples lost while a ring was full are reported by a PERF_RECORD_LOST only once space
     // frees up again; the fds' PERF_FORMAT_LOST counts have them all (perf writes them as
     // LOST_SAMPLES records at the end too).
