@@ -12,6 +12,7 @@
 //! hand it bytes. Each DSO is loaded once, on the first address that needs it.
 
 use super::symbols::{self, SymbolMap};
+use std::rc::Rc;
 
 /// Reads whole files for symbol loading; the CLI maps them.
 pub trait FileSource {
@@ -157,7 +158,8 @@ fn load_user(
     files: &dyn FileSource,
     home: Option<&str>,
 ) -> Option<SymbolMap> {
-    let binary = files.read(path)?;
+    // Shared: the table keeps the file mapped and reads its names in place.
+    let binary: Rc<dyn AsRef<[u8]>> = Rc::from(files.read(path)?);
     let bin = (*binary).as_ref();
     let own_id = symbols::build_id(bin);
     if let (Some(k), Some(o)) = (known_id, own_id.as_deref()) {
@@ -168,7 +170,7 @@ fn load_user(
     }
     let id = known_id.map(<[u8]>::to_vec).or(own_id).unwrap_or_default();
     if symbols::has_symtab(bin) {
-        return SymbolMap::from_elf(bin, bin);
+        return SymbolMap::from_elf_shared(binary.clone(), bin);
     }
     let link = symbols::debuglink(bin);
     for cand in candidates(path, &id, link.as_deref(), home) {
@@ -182,9 +184,9 @@ fn load_user(
         if !id.is_empty() && symbols::build_id(d).is_some_and(|b| b != id) {
             continue;
         }
-        return SymbolMap::from_elf(d, bin);
+        return SymbolMap::from_elf_shared(Rc::from(data), bin);
     }
-    SymbolMap::from_elf(bin, bin)
+    SymbolMap::from_elf_shared(binary.clone(), bin)
 }
 
 #[cfg(test)]
