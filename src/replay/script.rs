@@ -643,6 +643,56 @@ impl<'f, W: Write> Script<'f, W> {
         v
     }
 
+    /// The frames of a sample as (cpumode, ip) in callchain order (callee first), following
+    /// the callchain rules above; a sample without a callchain is its own ip in `cpumode`.
+    /// Empty when perf would drop the chain.
+    pub fn frame_ips(
+        &self,
+        s: &crate::perf::reader::records::Sample<'_>,
+        cpumode: u16,
+    ) -> Vec<(u16, u64)> {
+        match s.callchain {
+            Some(c) if !c.is_empty() => chain_entries(s, self.opts.max_stack).unwrap_or_default(),
+            _ => {
+                let mode = if cpumode & misc::CPUMODE_MASK == misc::KERNEL {
+                    misc::KERNEL
+                } else {
+                    misc::USER
+                };
+                vec![(mode, s.ip)]
+            }
+        }
+    }
+
+    /// What a frame prints as, for caching: (DSO index, DSO-relative address), or the raw
+    /// address when no map holds it (`u32::MAX` then).
+    pub fn frame_key(&self, m: &Machine, maps: usize, cpumode: u16, ip: u64) -> (u32, u64) {
+        let r = self.resolve(m, maps, cpumode, ip);
+        match r.map {
+            Some(mp) => (mp.dso, r.addr),
+            None => (KEY_NO_MAP, ip),
+        }
+    }
+
+    /// A frame's symbol (without offset) and DSO name, and whether the answer may be cached
+    /// under its [`Script::frame_key`] (not for the lookup that met perf's failed load).
+    pub fn frame_symbol(
+        &self,
+        m: &mut Machine,
+        maps: usize,
+        cpumode: u16,
+        ip: u64,
+    ) -> (Option<Box<str>>, Option<Box<str>>, bool) {
+        let r = self.resolve(m, maps, cpumode, ip);
+        let mut failed = false;
+        let sym = self.symbol(m, &r, &mut failed).map(|(n, _)| n);
+        let dso = r
+            .map
+            .and_then(|mp| m.dsos.get(mp.dso as usize))
+            .map(|d| d.name.clone());
+        (sym, dso, !failed)
+    }
+
     /// The tracepoint text of a raw record (`trace`).
     pub fn trace_text(&self, m: &Machine, evsel: usize, raw: &[u8], out: &mut Vec<u8>) {
         let ksyms = self.kernel_syms(m);

@@ -365,16 +365,16 @@ fn fixup_end(c: &mut [Candidate], kallsyms: bool) {
 /// [`PENDING`], for [`SymbolMap::find`] to fold the same way on first use: the fold keeps
 /// one candidate at a time, so folding the whole group later is the same as folding the
 /// earlier pass's choice with the rest.
-fn fixup_duplicate(c: Vec<Candidate>, arena: &Arena, demangle: bool, lazy: bool) -> Vec<Candidate> {
-    let mut out: Vec<Candidate> = Vec::with_capacity(c.len());
+fn fixup_duplicate(c: &mut Vec<Candidate>, arena: &Arena, demangle: bool, lazy: bool) {
+    // In place: each group writes at most as many candidates as it has, before itself.
+    let mut w = 0;
     let mut i = 0;
     while i < c.len() {
         let start = c[i].start;
         let j = i + c[i..].iter().take_while(|x| x.start == start).count();
-        let group = &c[i..j];
-        let mut cur = group[0];
+        let mut cur = c[i];
         let mut pending = lazy && cur.state == PENDING;
-        for next in &group[1..] {
+        for next in &c[i + 1..j] {
             if pending {
                 break;
             }
@@ -398,16 +398,20 @@ fn fixup_duplicate(c: Vec<Candidate>, arena: &Arena, demangle: bool, lazy: bool)
             }
         }
         if pending {
-            out.extend(group.iter().map(|g| Candidate {
-                state: PENDING,
-                ..*g
-            }));
+            for k in i..j {
+                c[w] = Candidate {
+                    state: PENDING,
+                    ..c[k]
+                };
+                w += 1;
+            }
         } else {
-            out.push(cur);
+            c[w] = cur;
+            w += 1;
         }
         i = j;
     }
-    out
+    c.truncate(w);
 }
 
 impl SymbolMap {
@@ -415,7 +419,7 @@ impl SymbolMap {
         // Names are appended in insertion order, so (start, off) is the stable order.
         c.sort_unstable_by_key(|s| (s.start, s.seq));
         fixup_end(&mut c, kallsyms);
-        let c = fixup_duplicate(c, &arena, demangle, false);
+        fixup_duplicate(&mut c, &arena, demangle, false);
         SymbolMap::from_fixed(c, arena, demangle)
     }
 
@@ -532,12 +536,12 @@ impl SymbolMap {
     pub fn from_kallsyms(text: &str) -> SymbolMap {
         let mut c = Vec::new();
         let mut arena = Arena::default();
+        // Names are a third of the text or so; kallsyms has 10^5 lines.
+        arena.text.reserve(text.len() / 2);
+        c.reserve(text.len() / 40);
         for line in text.lines() {
             let mut it = line.split_ascii_whitespace();
             let (Some(addr), Some(ty), Some(name)) = (it.next(), it.next(), it.next()) else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr, 16) else {
                 continue;
             };
             let t = ty.as_bytes().first().copied().unwrap_or(b'?');
@@ -545,6 +549,9 @@ impl SymbolMap {
             {
                 continue;
             }
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
             let bind = if t == b'W' {
                 STB_WEAK
             } else if t.is_ascii_uppercase() {
@@ -661,7 +668,7 @@ fn fix_pass(c: &mut Vec<Candidate>, arena: &Arena, fix: bool, lazy: bool) {
     c.sort_unstable_by_key(|s| (s.start, s.seq));
     if fix && !c.is_empty() {
         fixup_end(c, false);
-        *c = fixup_duplicate(std::mem::take(c), arena, true, lazy);
+        fixup_duplicate(c, arena, true, lazy);
     }
 }
 
@@ -724,6 +731,7 @@ fn elf_pass(
     let e = sf.endian();
     let sections = sf.elf_section_table();
     let strings = table.strings();
+    c.reserve(table.symbols().len());
     for sym in table.symbols().iter().skip(1) {
         let ty = sym.st_type();
         let shndx = sym.st_shndx(e);
