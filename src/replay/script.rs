@@ -23,6 +23,7 @@
 //! goes to one buffer written in blocks of 1 MiB.
 
 use super::dso::FileSource;
+use super::hash::FxHashMap;
 use super::machine::{Machine, Map};
 use super::session::{Event, Evsel};
 use super::trace::{KernelSyms, TraceFormatter};
@@ -279,6 +280,14 @@ impl Hasher for FrameHasher {
 
 type FrameCache = HashMap<(u32, u64), Box<[u8]>, BuildHasherDefault<FrameHasher>>;
 
+/// The text of whole callchains by (map set, its generation, the kernel maps' generation,
+/// printed fields), then by the chain's (cpumode, ip) entries: sched_switch stacks repeat
+/// by the thousand.
+type ChainCache = FxHashMap<(usize, u64, u64, u32), FxHashMap<Box<[(u16, u64)]>, Box<[u8]>>>;
+
+/// Bytes of callchain text cached at most (then chains are built frame by frame).
+const CHAIN_CACHE_MAX: usize = 256 << 20;
+
 /// The frames of a callchain with the cpumode each is looked up in
 /// (`thread__resolve_callchain_sample`): markers switch modes (starting as user) and are
 /// dropped, at most `max` frames; None when an unknown marker makes perf drop the chain.
@@ -334,6 +343,8 @@ pub struct Script<'f, W: Write> {
     files: &'f dyn FileSource,
     trace: TraceFormatter,
     cache: FrameCache,
+    chains: ChainCache,
+    chain_bytes: usize,
     /// Samples written.
     pub samples: u64,
 }
@@ -438,6 +449,8 @@ impl<'f, W: Write> Script<'f, W> {
             files,
             trace,
             cache: FrameCache::default(),
+            chains: ChainCache::default(),
+            chain_bytes: 0,
             samples: 0,
         }
     }
@@ -785,12 +798,33 @@ impl<'f, W: Write> Script<'f, W> {
         let Some(entries) = chain_entries(s, self.opts.max_stack) else {
             return;
         };
-        for (cpumode, ip) in entries {
-            self.frame(m, maps, cpumode, ip, opts);
+        let gens = (
+            maps,
+            m.maps.get(maps).map_or(0, super::machine::Maps::generation),
+            m.kernel.generation(),
+            opts,
+        );
+        if let Some(text) = self.chains.get(&gens).and_then(|c| c.get(&entries[..])) {
+            self.out.extend_from_slice(text);
+            return;
+        }
+        let start = self.out.len();
+        let mut cacheable = true;
+        for &(cpumode, ip) in &entries {
+            cacheable &= self.frame(m, maps, cpumode, ip, opts);
+        }
+        let text = &self.out[start..];
+        if cacheable && self.chain_bytes < CHAIN_CACHE_MAX {
+            self.chain_bytes += text.len() + entries.len() * 16;
+            self.chains
+                .entry(gens)
+                .or_default()
+                .insert(entries.into_boxed_slice(), text.into());
         }
     }
 
-    fn frame(&mut self, m: &mut Machine, maps: usize, cpumode: u16, ip: u64, opts: u32) {
+    /// One callchain line; false when it must not be cached (see [`Script::sym_dso`]).
+    fn frame(&mut self, m: &mut Machine, maps: usize, cpumode: u16, ip: u64, opts: u32) -> bool {
         let r = self.resolve(m, maps, cpumode, ip);
         let key = match r.map {
             Some(mp) => ((mp.dso << 4) | opts >> 7, r.addr),
@@ -798,7 +832,7 @@ impl<'f, W: Write> Script<'f, W> {
         };
         if let Some(line) = self.cache.get(&key) {
             self.out.extend_from_slice(line);
-            return;
+            return true;
         }
         let start = self.out.len();
         self.out.push(b'\t');
@@ -811,6 +845,7 @@ impl<'f, W: Write> Script<'f, W> {
             let line: Box<[u8]> = self.out[start..].into();
             self.cache.insert(key, line);
         }
+        cacheable
     }
 }
 
