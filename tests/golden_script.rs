@@ -469,6 +469,68 @@ fn several_events_in_one_file() {
     }
 }
 
+/// `plt_calls` from fixtures/src/plt_calls.c (frame pointers, calls kept by -fno-builtin)
+/// and a stripped copy, which has only `.dynsym`.
+fn plt_calls() -> [PathBuf; 2] {
+    let out = scratch().join("plt_calls");
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/src/plt_calls.c");
+    run(Command::new("gcc")
+        .args([
+            "-O2",
+            "-fno-builtin",
+            "-fno-omit-frame-pointer",
+            "-Wall",
+            "-Werror",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&src));
+    let stripped = scratch().join("plt_calls_stripped");
+    run(Command::new("strip").arg("-o").arg(&stripped).arg(&out));
+    [out, stripped]
+}
+
+#[test]
+fn callchains_through_plt_stubs() {
+    if !live_or_skip(
+        "golden_script::callchains_through_plt_stubs",
+        Needs::TracefsAndPerf,
+    ) {
+        return;
+    }
+    // perf synthesizes NAME@plt for each `.rela.plt` entry (`dso__synthesize_plt_symbols`);
+    // samples in a stub print it, with or without `.symtab`.
+    for bin in plt_calls() {
+        let name = bin.file_name().unwrap().to_str().unwrap().to_string();
+        for rec in RECORDERS {
+            let f = record_by(
+                rec,
+                &name,
+                &[
+                    "-e",
+                    "cpu-clock",
+                    "-F",
+                    "1999",
+                    "-g",
+                    "--",
+                    bin.to_str().unwrap(),
+                    "100",
+                ],
+            );
+            let text = assert_same(&format!("{name} ({rec:?})"), &f, &[]);
+            assert!(
+                text.contains("@plt+0x0 ("),
+                "{name} ({rec:?}): no sample in a PLT stub"
+            );
+            assert_same(
+                &format!("{name} -F ({rec:?})"),
+                &f,
+                &["-F", "ip,sym,symoff,dso"],
+            );
+        }
+    }
+}
+
 /// A copy of `file` with a PERF_RECORD_LOST appended to the data section (the feature table
 /// moves along), its trailer laid out for the first attr.
 fn with_lost_record(file: &Path, lost: u64) -> PathBuf {
