@@ -95,16 +95,18 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
             return Ok(());
         }
         let count = ev.weight(&sample);
+        let maps = m.findnew(sample.pid, sample.tid).maps;
         let lone;
-        let chain: &[u8] = match sample.callchain {
-            Some(c) if !c.is_empty() => c,
+        let unwound = s.unwound_chain(m, maps, ev, &sample).map(<[u8]>::to_vec);
+        let chain: &[u8] = match (&unwound, sample.callchain) {
+            (Some(u), _) => u,
+            (None, Some(c)) if !c.is_empty() => c,
             _ => {
                 lone = lone_frame(&sample, misc);
                 &lone
             }
         };
         let thread = m.findnew(sample.pid, sample.tid);
-        let maps = thread.maps;
         let by_comm = ids.entry(maps).or_default();
         if let Some(&id) = by_comm.get(&*thread.comm).and_then(|c| c.get(chain)) {
             folder.add_to(id, count);

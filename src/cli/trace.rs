@@ -246,6 +246,7 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     };
     let opts = RecorderOptions {
         callchain: args.callgraph,
+        dwarf_stack: 0,
         sampling: None,
         pages: args.pages,
         user_only: false,

@@ -47,6 +47,8 @@ pub enum Scope {
 pub struct RecorderOptions {
     /// `-g`.
     pub callchain: bool,
+    /// `--call-graph dwarf,SIZE`: SIZE (0: none).
+    pub dwarf_stack: u32,
     /// `-F` / `-c`.
     pub sampling: Option<super::attr::Sampling>,
     /// Data pages per ring buffer (a power of two).
@@ -130,6 +132,7 @@ impl Recorder {
         };
         let aopts = AttrOptions {
             callchain: opts.callchain,
+            dwarf_stack: opts.dwarf_stack,
             sampling: opts.sampling,
             inherit,
             enable_on_exec,

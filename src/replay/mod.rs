@@ -15,3 +15,4 @@ pub mod script;
 pub mod session;
 pub mod symbols;
 pub mod trace;
+pub mod unwind;

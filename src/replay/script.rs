@@ -334,6 +334,8 @@ pub struct Script<'f, W: Write> {
     files: &'f dyn FileSource,
     trace: TraceFormatter,
     cache: FrameCache,
+    unwind: super::unwind::Unwinders,
+    chain_buf: Vec<u8>,
     /// Samples written.
     pub samples: u64,
 }
@@ -438,8 +440,23 @@ impl<'f, W: Write> Script<'f, W> {
             files,
             trace,
             cache: FrameCache::default(),
+            unwind: super::unwind::Unwinders::new(),
+            chain_buf: Vec::new(),
             samples: 0,
         }
+    }
+
+    /// The callchain of a sample of `ev` that carries user registers and stack (`--call-graph
+    /// dwarf`): its kernel callchain and the unwound user frames, as callchain bytes (see
+    /// [`super::unwind`]). None for other samples, whose own callchain stands.
+    pub fn unwound_chain(
+        &mut self,
+        m: &Machine,
+        maps: usize,
+        ev: &Evsel,
+        s: &crate::perf::reader::records::Sample<'_>,
+    ) -> Option<&[u8]> {
+        self.unwind.chain(m, maps, &ev.attr, s, self.files)
     }
 
     /// Write what is buffered.
@@ -451,6 +468,26 @@ impl<'f, W: Write> Script<'f, W> {
 
     /// Handle one delivered event.
     pub fn event(&mut self, m: &mut Machine, evsels: &[Evsel], e: Event<'_>) -> io::Result<()> {
+        // A DWARF sample's callchain is its kernel part and the unwound user frames.
+        let mut chain = std::mem::take(&mut self.chain_buf);
+        let mut e = e;
+        if let Event::Sample { evsel, sample, .. } = &mut e {
+            let ev = &evsels[*evsel];
+            if self.plan.use_callchain && super::unwind::is_dwarf(&ev.attr) {
+                let maps = m.findnew(sample.pid, sample.tid).maps;
+                if let Some(c) = self.unwound_chain(m, maps, ev, sample) {
+                    chain.clear();
+                    chain.extend_from_slice(c);
+                    sample.callchain = Some(&chain);
+                }
+            }
+        }
+        let r = self.dispatch(m, evsels, e);
+        self.chain_buf = chain;
+        r
+    }
+
+    fn dispatch(&mut self, m: &mut Machine, evsels: &[Evsel], e: Event<'_>) -> io::Result<()> {
         match e {
             Event::Sample { evsel, sample, .. } if self.opts.json => {
                 let mut out = std::mem::take(&mut self.out);
