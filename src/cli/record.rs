@@ -630,6 +630,9 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         scope_pids.clone()
     };
     recorder::synthesize_tasks(&mut synth_buf, &synth_pids, &sid);
+    if dwarf_stack > 0 {
+        recorder::synthesize_data_maps(&mut synth_buf, &synth_pids, &sid);
+    }
     synth::bare(&mut synth_buf, rec::FINISHED_INIT);
     for r in ring::records(&synth_buf) {
         stats.add(r.bytes);

@@ -221,6 +221,12 @@ pub fn tracking_attr(o: &AttrOptions) -> EventAttr {
     a.sample_regs_user = 0;
     a.sample_stack_user = 0;
     a.flags |= flag::MMAP | flag::MMAP2 | flag::COMM | flag::COMM_EXEC | flag::TASK;
+    if o.dwarf_stack > 0 {
+        // perf's record_opts__parse_callchain: "Enable data address sampling for DWARF
+        // unwind". perf's libunwind reads `.eh_frame_hdr` through the process's maps, and
+        // that section sits in a read-only segment, mapped without PROT_EXEC.
+        a.flags |= flag::MMAP_DATA;
+    }
     if !o.enable_on_exec {
         a.flags &= !flag::DISABLED;
     }

@@ -389,6 +389,31 @@ pub fn synthesize_tasks(out: &mut Vec<u8>, pids: &[i32], id: &SampleId) {
     }
 }
 
+/// MMAP2 records (`PERF_RECORD_MISC_MMAP_DATA`) for the file mappings without PROT_EXEC of each
+/// process in `pids`, as perf synthesizes them with `mmap_data`: `--call-graph dwarf` files
+/// need them for perf's unwinder, which reads `.eh_frame_hdr` through the maps.
+pub fn synthesize_data_maps(out: &mut Vec<u8>, pids: &[i32], id: &SampleId) {
+    for &pid in pids {
+        let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            continue;
+        };
+        let sid = SampleId {
+            pid: pid as u32,
+            tid: pid as u32,
+            ..*id
+        };
+        for m in synth::parse_maps(&maps)
+            .iter()
+            .filter(|m| !m.is_exec() && m.path.starts_with('/'))
+        {
+            let at = out.len();
+            synth::mmap2(out, pid as u32, pid as u32, m, &sid);
+            let misc = super::abi::misc::USER | super::abi::misc::MMAP_DATA;
+            out[at + 4..at + 6].copy_from_slice(&misc.to_ne_bytes());
+        }
+    }
+}
+
 /// The kernel map record from `/proc/kallsyms` (`_text` .. `_etext`). `None` when kallsyms
 /// hides addresses (`kptr_restrict`) or cannot be read.
 pub fn kernel_map(out: &mut Vec<u8>, id: &SampleId) -> Option<()> {

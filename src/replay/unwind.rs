@@ -14,8 +14,8 @@
 //! that maps it (framehop keeps its rule cache per unwinder).
 //!
 //! Record time ([`StackTrimmer`]): rprobe unwinds each sample as it is drained and cuts the
-//! stack copy to the bytes the walk read (the end of the highest word read, at least one
-//! word). perf's reader (`evsel__parse_sample`) takes the copy's `size` from the record
+//! stack copy to the bytes the walk read (the end of the highest word read) and one word
+//! more. perf's reader (`evsel__parse_sample`) takes the copy's `size` from the record
 //! itself, not from `attr.sample_stack_user`, and only requires `dyn_size <= size`; its
 //! unwinders read the stack through the copy's `dyn_size`. A trimmed file therefore still
 //! unwinds in `perf script`, to the same frames, and is a fraction of the size.
@@ -279,7 +279,10 @@ impl<'f> StackTrimmer<'f> {
             .unwinders
             .user_frames(&self.machine, maps, &self.attr, &s, self.files, MAX_STACK)
             .map_or(stack.len(), |(_, used)| used);
-        let keep = used.max(8).min(stack.len());
+        // One word more than the walk read: perf's libunwind `access_mem` takes a word at
+        // `addr` from the copy only when `addr + 8 < sp + dyn_size` (`>=` sends it to the
+        // maps, which have no stack), so the last word read needs a byte after it.
+        let keep = (used + 8).min(stack.len());
         let new_size = keep.div_ceil(8) * 8;
         self.stats.samples += 1;
         self.stats.copied += stack.len() as u64;
