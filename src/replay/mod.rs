@@ -7,6 +7,7 @@
 pub mod dso;
 pub mod flame;
 pub mod hash;
+pub mod inline;
 pub mod json;
 pub mod machine;
 pub mod printfmt;

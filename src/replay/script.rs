@@ -105,6 +105,11 @@ pub struct ScriptOptions {
     pub home: Option<String>,
     /// `--json`: one JSON object per event (see [`super::json`]).
     pub json: bool,
+    /// Callchain frames in inlined code name each inlined function (perf's default;
+    /// `--no-inline` turns it off). See [`super::inline`].
+    pub inline: bool,
+    /// `--srcline` (perf's `-F +srcline`): each callchain frame's `file:line` under it.
+    pub srcline: bool,
 }
 
 impl Default for ScriptOptions {
@@ -116,6 +121,8 @@ impl Default for ScriptOptions {
             max_stack: 127,
             home: None,
             json: false,
+            inline: true,
+            srcline: false,
         }
     }
 }
@@ -336,6 +343,7 @@ pub struct Script<'f, W: Write> {
     cache: FrameCache,
     unwind: super::unwind::Unwinders,
     chain_buf: Vec<u8>,
+    inlines: super::inline::Inlines,
     /// Samples written.
     pub samples: u64,
 }
@@ -442,6 +450,7 @@ impl<'f, W: Write> Script<'f, W> {
             cache: FrameCache::default(),
             unwind: super::unwind::Unwinders::new(),
             chain_buf: Vec::new(),
+            inlines: super::inline::Inlines::new(),
             samples: 0,
         }
     }
@@ -788,16 +797,126 @@ impl<'f, W: Write> Script<'f, W> {
             return;
         }
         let start = self.out.len();
-        self.out.push(b'\t');
-        if opts & field::IP != 0 {
-            push_hex16(&mut self.out, r.addr);
-        }
-        let cacheable = self.sym_dso(m, &r, opts);
-        self.out.push(b'\n');
+        let cacheable = if self.opts.inline || self.opts.srcline {
+            self.frame_with_debuginfo(m, &r, opts)
+        } else {
+            self.out.push(b'\t');
+            if opts & field::IP != 0 {
+                push_hex16(&mut self.out, r.addr);
+            }
+            let cacheable = self.sym_dso(m, &r, opts);
+            self.out.push(b'\n');
+            cacheable
+        };
         if cacheable {
             let line: Box<[u8]> = self.out[start..].into();
             self.cache.insert(key, line);
         }
+    }
+}
+
+impl<W: Write> Script<'_, W> {
+    /// A callchain frame as perf 6.1 prints it with inline names and source lines
+    /// (`sample__fprintf_callchain` after `append_inlines`): one line per function addr2line
+    /// names at the address, innermost first; see [`super::inline`]. Returns false when
+    /// the text must not be cached.
+    fn frame_with_debuginfo(&mut self, m: &mut Machine, r: &Resolved, opts: u32) -> bool {
+        let user = r.map.and_then(|mp| {
+            let d = m.dsos.get(mp.dso as usize)?;
+            (d.kind == super::dso::DsoKind::User).then(|| (mp.dso, d.name.to_string()))
+        });
+        let mut failed = false;
+        let base = self.symbol(m, r, &mut failed);
+        let names = match (&user, &base, self.opts.inline) {
+            (Some((dso, path)), Some(_), true) => {
+                let (files, home) = (self.files, self.opts.home.clone());
+                let d = &m.dsos[*dso as usize];
+                self.inlines.names(
+                    *dso,
+                    r.addr,
+                    path,
+                    || d.symbol_file(files, home.as_deref()),
+                    files,
+                )
+            }
+            _ => std::rc::Rc::from(Vec::new()),
+        };
+        // perf's map__fprintf_srcline: every frame with a map gets a line: `??:0` when
+        // addr2line knows nothing, `DSO[addr]` for a DSO it cannot read (`[kernel.kallsyms]`,
+        // `[vdso]`, perf maps).
+        let srcline = match (&user, self.opts.srcline) {
+            (None, true) if r.map.is_some() => {
+                let name = r
+                    .map
+                    .and_then(|mp| m.dsos.get(mp.dso as usize))
+                    .map(|d| d.name.to_string())
+                    .unwrap_or_default();
+                let short = name.rsplit('/').next().unwrap_or_default();
+                Some(std::rc::Rc::from(format!("{short}[{:x}]", r.addr)))
+            }
+            (Some((dso, path)), true) => {
+                let (files, home) = (self.files, self.opts.home.clone());
+                let d = &m.dsos[*dso as usize];
+                self.inlines
+                    .srcline(
+                        *dso,
+                        r.addr,
+                        path,
+                        || d.symbol_file(files, home.as_deref()),
+                        files,
+                    )
+                    .or_else(|| Some(std::rc::Rc::from("??:0")))
+            }
+            _ => None,
+        };
+        let dso_name: Option<Box<str>> = r
+            .map
+            .and_then(|mp| m.dsos.get(mp.dso as usize))
+            .map(|d| d.name.clone());
+        // One line; `inlined`: the name of an inlined function at the address.
+        let one = |out: &mut Vec<u8>, inlined: Option<&str>| {
+            out.push(b'\t');
+            if opts & field::IP != 0 {
+                push_hex16(out, r.addr);
+            }
+            if opts & field::SYM != 0 {
+                out.push(b' ');
+                match &base {
+                    Some((name, off)) => {
+                        out.extend_from_slice(inlined.unwrap_or(name).as_bytes());
+                        if opts & field::SYMOFFSET != 0 {
+                            out.extend_from_slice(b"+0x");
+                            push_hex(out, *off);
+                        }
+                    }
+                    None => out.extend_from_slice(b"[unknown]"),
+                }
+            }
+            if opts & field::DSO != 0 && inlined.is_none() {
+                out.extend_from_slice(b" (");
+                out.extend_from_slice(dso_name.as_deref().unwrap_or("[unknown]").as_bytes());
+                out.push(b')');
+            }
+            if let Some(l) = &srcline {
+                out.extend_from_slice(b"\n  ");
+                out.extend_from_slice(l.as_bytes());
+            }
+            if inlined.is_some() {
+                out.extend_from_slice(b" (inlined)");
+            }
+            out.push(b'\n');
+        };
+        if names.is_empty() {
+            one(&mut self.out, None);
+        }
+        for n in names.iter() {
+            let inlined = base
+                .as_ref()
+                .filter(|(b, _)| **b != *n.name)
+                .map(|_| &*n.name);
+            one(&mut self.out, inlined);
+        }
+        !failed
     }
 }
 
