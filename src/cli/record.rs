@@ -65,7 +65,7 @@ pub struct RecordArgs {
     #[arg(short = 'g')]
     pub callgraph: bool,
     /// Callchain mode: `fp` (frame pointers, as -g), or `dwarf[,SIZE]`: the user registers
-    /// and SIZE bytes of user stack per sample (default 8192, at most 65528), unwound from
+    /// and SIZE bytes of user stack per sample (default 16384, at most 65528), unwound from
     /// `.eh_frame`/`.debug_frame` (code built without frame pointers). rprobe unwinds each
     /// sample while recording and keeps only the stack bytes the unwind read.
     #[arg(long = "call-graph", value_name = "MODE")]
@@ -234,7 +234,7 @@ pub(super) enum CallGraph {
 }
 
 /// The default stack copy of `--call-graph dwarf` (see the README's table).
-pub(super) const DEFAULT_DWARF_STACK: u32 = 8192;
+pub(super) const DEFAULT_DWARF_STACK: u32 = 16384;
 
 /// perf's `parse_callchain_record`: `fp`, `dwarf`, or `dwarf,SIZE` with SIZE rounded up to a
 /// multiple of 8 and at most 65528 (`round_down(USHRT_MAX, 8)`).
