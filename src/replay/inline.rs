@@ -3,8 +3,9 @@
 //! `libc6-dbg` build-id file).
 //!
 //! perf 6.1 (`machine.c: append_inlines`, `srcline.c`) asks `addr2line -a -i -f` about each
-//! callchain frame with a symbol (inline names are on by default, `--no-inline` turns them
-//! off) and replaces the frame by the function names addr2line gives, innermost first: a name
+//! frame its DWARF unwinder gives (`unwind_entry`; not the frames of a recorded callchain,
+//! frame-pointer ones included: `add_callchain_ip` does not ask), when the frame has a symbol
+//! (inline names are on by default, `--no-inline` turns them off) and replaces the frame by the function names addr2line gives, innermost first: a name
 //! equal to the frame's symbol is that symbol (printed as usual, with its DSO); any other
 //! name is an inlined function, printed `NAME+0xOFF (inlined)` with the offset from the
 //! frame symbol's start and no DSO. Without DWARF for the address, addr2line falls back to
@@ -108,14 +109,7 @@ impl Inlines {
         }
         let v: Rc<[InlineName]> = match self.debug(dso, binary, symfile, files) {
             Some(d) => match vaddr(&d.loads, addr) {
-                Some(pc) => d
-                    .dwarf
-                    .instances_at(pc)
-                    .into_iter()
-                    .map(|f| InlineName {
-                        name: d.dwarf.addr2line_name(&f).into(),
-                    })
-                    .collect(),
+                Some(pc) => addr2line_names(d, pc),
                 None => Rc::from(Vec::new()),
             },
             None => Rc::from(Vec::new()),
@@ -145,6 +139,44 @@ impl Inlines {
         self.lines.insert((dso, addr), v.clone());
         v
     }
+}
+
+/// What binutils' `addr2line -i -f` prints for `pc`, innermost first: the function
+/// instance with the smallest range holding it (of several with the same range, the last in
+/// the file, as bfd's `lookup_address_in_function_table` picks), then the instances it is
+/// nested in, one per larger range (each the last such DIE before the one inside it: a
+/// parent precedes its children). Names as [`Dwarf::addr2line_name`].
+fn addr2line_names(d: &DsoDebug, pc: u64) -> Rc<[InlineName]> {
+    let insts = d.dwarf.instances_at(pc);
+    let size = |f: &crate::dwarf::FuncInstance| {
+        f.ranges
+            .iter()
+            .find(|(b, e)| (*b..*e).contains(&pc))
+            .map_or(0, |(b, e)| e - b)
+    };
+    let mut chain: Vec<&crate::dwarf::FuncInstance> = Vec::new();
+    let mut i = 0;
+    while i < insts.len() {
+        let sz = size(&insts[i]);
+        let group: Vec<&crate::dwarf::FuncInstance> =
+            insts[i..].iter().take_while(|f| size(f) == sz).collect();
+        i += group.len();
+        let pick = match chain.last() {
+            None => group.iter().max_by_key(|f| f.die).copied(),
+            Some(inner) => group
+                .iter()
+                .filter(|f| f.die < inner.die)
+                .max_by_key(|f| f.die)
+                .copied(),
+        };
+        chain.extend(pick);
+    }
+    chain
+        .into_iter()
+        .map(|f| InlineName {
+            name: d.dwarf.addr2line_name(f).into(),
+        })
+        .collect()
 }
 
 /// The link-time address of file offset `off`, through the load segment holding it.

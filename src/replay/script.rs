@@ -344,6 +344,8 @@ pub struct Script<'f, W: Write> {
     unwind: super::unwind::Unwinders,
     chain_buf: Vec<u8>,
     inlines: super::inline::Inlines,
+    /// For the sample being written: the index of its first unwound frame.
+    unwound_from: Option<usize>,
     /// Samples written.
     pub samples: u64,
 }
@@ -451,6 +453,7 @@ impl<'f, W: Write> Script<'f, W> {
             unwind: super::unwind::Unwinders::new(),
             chain_buf: Vec::new(),
             inlines: super::inline::Inlines::new(),
+            unwound_from: None,
             samples: 0,
         }
     }
@@ -484,14 +487,20 @@ impl<'f, W: Write> Script<'f, W> {
             let ev = &evsels[*evsel];
             if self.plan.use_callchain && super::unwind::is_dwarf(&ev.attr) {
                 let maps = m.findnew(sample.pid, sample.tid).maps;
+                let recorded = sample
+                    .callchain_ips()
+                    .filter(|&ip| ip < context::MAX)
+                    .count();
                 if let Some(c) = self.unwound_chain(m, maps, ev, sample) {
                     chain.clear();
                     chain.extend_from_slice(c);
                     sample.callchain = Some(&chain);
+                    self.unwound_from = Some(recorded);
                 }
             }
         }
         let r = self.dispatch(m, evsels, e);
+        self.unwound_from = None;
         self.chain_buf = chain;
         r
     }
@@ -781,15 +790,27 @@ impl<'f, W: Write> Script<'f, W> {
         let Some(entries) = chain_entries(s, self.opts.max_stack) else {
             return;
         };
-        for (cpumode, ip) in entries {
-            self.frame(m, maps, cpumode, ip, opts);
+        // perf names inlined functions only in frames of its DWARF unwinder (`unwind_entry`
+        // calls `append_inlines`; `add_callchain_ip` for the recorded chain does not).
+        let unwound_from = self.unwound_from.take().unwrap_or(usize::MAX);
+        for (i, (cpumode, ip)) in entries.into_iter().enumerate() {
+            self.frame(m, maps, cpumode, ip, opts, i >= unwound_from);
         }
     }
 
-    fn frame(&mut self, m: &mut Machine, maps: usize, cpumode: u16, ip: u64, opts: u32) {
+    fn frame(
+        &mut self,
+        m: &mut Machine,
+        maps: usize,
+        cpumode: u16,
+        ip: u64,
+        opts: u32,
+        unwound: bool,
+    ) {
         let r = self.resolve(m, maps, cpumode, ip);
+        let inline = unwound && self.opts.inline;
         let key = match r.map {
-            Some(mp) => ((mp.dso << 4) | opts >> 7, r.addr),
+            Some(mp) => ((mp.dso << 4) | opts >> 7 | (inline as u32) << 31, r.addr),
             None => (KEY_NO_MAP - (opts >> 7), ip),
         };
         if let Some(line) = self.cache.get(&key) {
@@ -797,8 +818,8 @@ impl<'f, W: Write> Script<'f, W> {
             return;
         }
         let start = self.out.len();
-        let cacheable = if self.opts.inline || self.opts.srcline {
-            self.frame_with_debuginfo(m, &r, opts)
+        let cacheable = if inline || self.opts.srcline {
+            self.frame_with_debuginfo(m, &r, opts, inline)
         } else {
             self.out.push(b'\t');
             if opts & field::IP != 0 {
@@ -820,14 +841,20 @@ impl<W: Write> Script<'_, W> {
     /// (`sample__fprintf_callchain` after `append_inlines`): one line per function addr2line
     /// names at the address, innermost first; see [`super::inline`]. Returns false when
     /// the text must not be cached.
-    fn frame_with_debuginfo(&mut self, m: &mut Machine, r: &Resolved, opts: u32) -> bool {
+    fn frame_with_debuginfo(
+        &mut self,
+        m: &mut Machine,
+        r: &Resolved,
+        opts: u32,
+        inline: bool,
+    ) -> bool {
         let user = r.map.and_then(|mp| {
             let d = m.dsos.get(mp.dso as usize)?;
             (d.kind == super::dso::DsoKind::User).then(|| (mp.dso, d.name.to_string()))
         });
         let mut failed = false;
         let base = self.symbol(m, r, &mut failed);
-        let names = match (&user, &base, self.opts.inline) {
+        let names = match (&user, &base, inline) {
             (Some((dso, path)), Some(_), true) => {
                 let (files, home) = (self.files, self.opts.home.clone());
                 let d = &m.dsos[*dso as usize];
