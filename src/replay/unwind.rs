@@ -153,10 +153,13 @@ fn add_map(
     let Some(dso) = m.dsos.get(map.dso as usize) else {
         return;
     };
-    if dso.kind != DsoKind::User || u.has_module_at(map.start) {
+    if !matches!(dso.kind, DsoKind::User | DsoKind::Vdso) || u.has_module_at(map.start) {
         return;
     }
     let image = images.entry(map.dso).or_insert_with(|| {
+        if dso.kind == DsoKind::Vdso {
+            return vdso_image(dso.build_id.as_deref());
+        }
         files
             .read(&dso.name)
             .map(|b| Rc::new(FileBytes(b)) as Image)
@@ -164,6 +167,26 @@ fn add_map(
     if let Some(img) = image {
         u.add_mapping(&dso.name, img.clone(), map.start, map.end, map.pgoff);
     }
+}
+
+/// The `[vdso]` to unwind through (`clock_gettime` runs there): this kernel's, which every
+/// process maps, unless the recording names another build id. perf reads its copy from the
+/// build-id cache (`~/.debug/[vdso]/ID/vdso`); replay of a file from this kernel finds the same
+/// bytes without one.
+fn vdso_image(recorded_id: Option<&[u8]>) -> Option<Image> {
+    let bytes = crate::sys::own_vdso()?;
+    if let Some(want) = recorded_id {
+        let ours = object::File::parse(&*bytes).ok().and_then(|f| {
+            object::Object::build_id(&f)
+                .ok()
+                .flatten()
+                .map(<[u8]>::to_vec)
+        });
+        if ours.as_deref().is_some_and(|o| o != want) {
+            return None;
+        }
+    }
+    Some(Rc::new(bytes) as Image)
 }
 
 /// What trimming did over a recording.
