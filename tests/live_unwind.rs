@@ -239,3 +239,52 @@ fn bad_call_graph_modes_are_refused_before_anything_runs() {
         "{err}"
     );
 }
+
+#[test]
+fn trace_streams_dwarf_stacks_of_a_uprobe() {
+    if !common::live_or_skip(
+        "live_unwind::trace_streams_dwarf_stacks_of_a_uprobe",
+        common::Needs::Tracefs,
+    ) {
+        return;
+    }
+    let fx = common::fixtures();
+    let dir = fx.dir.join("live_unwind_trace");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bin = common::build_c_fixture("cpu_chain.c", &["-O2", "-Wall"], &dir.join("cpu_chain"));
+    let text = rprobe_ok(
+        &[
+            "trace",
+            "-x",
+            s(&bin),
+            "leaf",
+            "--call-graph",
+            "dwarf",
+            "--",
+            s(&bin),
+            "30",
+        ],
+        &fx.perf_home,
+    );
+    // One stanza per hit of leaf: its frames, leaf first, each `ADDR SYM+OFF (DSO)`.
+    let stanzas: Vec<Vec<&str>> = text
+        .split("\n\n")
+        .filter(|b| b.contains(":leaf: "))
+        .map(|b| {
+            b.lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .map(|sym| sym.split('+').next().unwrap_or(sym))
+                .collect()
+        })
+        .collect();
+    assert!(stanzas.len() >= 10, "{} hits:\n{text}", stanzas.len());
+    for st in &stanzas {
+        assert_eq!(
+            st.get(..4),
+            Some(&["leaf", "middle", "outer", "main"][..]),
+            "{text}"
+        );
+        assert_eq!(st.last(), Some(&"_start"), "{text}");
+    }
+}
