@@ -73,7 +73,7 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
     let files = MappedFiles;
     let plan = script::plan(&session.evsels, &opts).map_err(anyhow::Error::msg)?;
     let mut sink = std::io::sink();
-    let s = Script::new(&mut sink, &session.evsels, plan, opts, &files);
+    let mut s = Script::new(&mut sink, &session.evsels, plan, opts, &files);
     // Each distinct frame (by what it prints as: DSO and address) is symbolized and named
     // once; each distinct stack of frame ids under one root is joined into a line once.
     let mut frame_ids: FxHashMap<((u32, u64), bool), u32> = FxHashMap::default();
@@ -120,6 +120,12 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
         let java = root_names[root as usize].starts_with("java");
         key.clear();
         key.push(root);
+        // A DWARF sample's frames: its kernel callchain and the unwound user frames.
+        let mut sample = sample;
+        let unwound = s.unwound_chain(m, maps, ev, &sample).map(<[u8]>::to_vec);
+        if let Some(u) = &unwound {
+            sample.callchain = Some(u);
+        }
         for (mode, ip) in s.frame_ips(&sample, misc) {
             let fk = (s.frame_key(m, maps, mode, ip), java);
             let id = match frame_ids.get(&fk) {

@@ -107,6 +107,11 @@ impl Maps {
         self.gen
     }
 
+    /// The maps, by start address.
+    pub fn iter(&self) -> impl Iterator<Item = &Map> {
+        self.by_start.values()
+    }
+
     /// Number of maps.
     pub fn len(&self) -> usize {
         self.by_start.len()
