@@ -60,8 +60,13 @@ impl Symbol {
         if !self.demangle {
             return self.raw();
         }
-        self.shown
-            .get_or_init(|| perf_demangle(self.raw()).into_boxed_str())
+        self.shown.get_or_init(|| {
+            let b = self.names.bytes(self.off, self.len);
+            match std::str::from_utf8(b) {
+                Ok(n) => perf_demangle(n).into_boxed_str(),
+                Err(_) => String::from_utf8_lossy(b).into(),
+            }
+        })
     }
 }
 
@@ -206,6 +211,10 @@ struct Arena {
 /// The bit of a name offset that says it is in [`Arena::file`].
 const IN_FILE: u32 = 1 << 31;
 
+/// The length of a name in [`Arena::file`] not measured yet: it ends at its NUL. Finding
+/// the NULs and checking UTF-8 of 10^5 names nobody looks at cost a tenth of a replay.
+const LAZY: u32 = u32::MAX;
+
 impl std::fmt::Debug for Arena {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Arena")
@@ -255,17 +264,23 @@ impl Arena {
         }
     }
 
-    fn get(&self, off: u32, len: u32) -> &str {
-        let (a, b) = (
-            (off & !IN_FILE) as usize,
-            (off & !IN_FILE) as usize + len as usize,
-        );
-        if off & IN_FILE != 0 {
-            let bytes = self.file_bytes().get(a..b).unwrap_or(b"");
-            std::str::from_utf8(bytes).unwrap_or("")
-        } else {
-            self.text.get(a..b).unwrap_or("")
+    /// A name's bytes; a [`LAZY`] length runs to the NUL that ends it in the file.
+    fn bytes(&self, off: u32, len: u32) -> &[u8] {
+        let a = (off & !IN_FILE) as usize;
+        if off & IN_FILE == 0 {
+            return self.text.as_bytes().get(a..a + len as usize).unwrap_or(b"");
         }
+        let rest = self.file_bytes().get(a..).unwrap_or(b"");
+        if len == LAZY {
+            let n = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            return &rest[..n];
+        }
+        rest.get(..len as usize).unwrap_or(b"")
+    }
+
+    /// A name as text (empty when it is not UTF-8; [`Symbol::name`] shows those lossily).
+    fn get(&self, off: u32, len: u32) -> &str {
+        std::str::from_utf8(self.bytes(off, len)).unwrap_or("")
     }
 }
 
@@ -320,7 +335,7 @@ fn keep_first_cheap(a: &Candidate, b: &Candidate, arena: &Arena, demangle: bool)
     if gb && !ga {
         return Some(false);
     }
-    if a.name(arena) == b.name(arena) {
+    if arena.bytes(a.off, a.len) == arena.bytes(b.off, b.len) {
         // The same symbol from .symtab and .dynsym: the first stays.
         return Some(true);
     }
@@ -732,6 +747,19 @@ fn elf_pass(
     let sections = sf.elf_section_table();
     let strings = table.strings();
     c.reserve(table.symbols().len());
+    // Where the names are in the file, when the arena keeps the file: they are then
+    // referred to by offset and measured on first use.
+    let in_place = arena
+        .file
+        .is_some()
+        .then(|| sections.section(table.string_section()).ok())
+        .flatten()
+        .map(|h| (h.sh_offset(e), h.sh_size(e)))
+        .filter(|&(off, size)| {
+            off.checked_add(size).is_some_and(|end| {
+                end <= arena.file_bytes().len() as u64 && end < u64::from(IN_FILE)
+            }) && sf.data().as_ptr() == arena.file_bytes().as_ptr()
+        });
     for sym in table.symbols().iter().skip(1) {
         let ty = sym.st_type();
         let shndx = sym.st_shndx(e);
@@ -760,8 +788,16 @@ fn elf_pass(
                 continue;
             }
         }
-        let Ok(name) = sym.name(e, strings) else {
-            continue;
+        let lazy = in_place.and_then(|(off, size)| {
+            let at = u64::from(sym.st_name(e));
+            (at < size).then(|| (off + at) as u32 | IN_FILE)
+        });
+        let name = match lazy {
+            Some(_) => &[][..],
+            None => match sym.name(e, strings) {
+                Ok(n) => n,
+                Err(_) => continue,
+            },
         };
         let value = sym.st_value(e);
         let Some(&(va, off, _)) = loads
@@ -771,7 +807,10 @@ fn elf_pass(
             continue;
         };
         let start = value.wrapping_sub(va).wrapping_add(off);
-        let (noff, nlen) = arena.add_bytes(name);
+        let (noff, nlen) = match lazy {
+            Some(off) => (off, LAZY),
+            None => arena.add_bytes(name),
+        };
         c.push(Candidate {
             start,
             end: start.saturating_add(size),
