@@ -1070,6 +1070,13 @@ mod tests {
                     let _ = s.name();
                 }
             }
+            // Names left in the (mangled) file, measured on use.
+            if let Some(m) = SymbolMap::from_elf_shared(Rc::new(data.clone()), &data) {
+                for s in m.symbols().iter().take(50) {
+                    let _ = m.find(s.start);
+                    let _ = (s.name(), s.raw());
+                }
+            }
             let k = SymbolMap::from_kallsyms(&text);
             let _ = k.find(0xffff_ffff_8100_0000);
         }
