@@ -111,9 +111,9 @@ fn folded_stacks_equal_inferno_and_the_svg_shows_the_hot_path() {
 
     // The whole system while the fixture and a file walk run: kernel frames, libraries,
     // idle CPUs, unknown frames. Compared for the fixture and the idle task: other programs
-    // (stripped ones calling through the PLT, C++ and Rust compilers) carry names rprobe does
-    // not make as perf does yet — `sym@plt` entries perf synthesizes, libiberty's demangling
-    // (see the README, "Flame graphs").
+    // (C++ and Rust compilers, binaries whose PLT lies under a stretched `_init`) carry names
+    // rprobe does not make as perf does yet — libiberty's demangling, perf's rb-tree choice
+    // between overlapping symbols (see the README, "PLT stubs" and "Flame graphs").
     let all = dir.join("system.data");
     let walk = format!("{bin_s} 300 & ls -R /usr/lib > /dev/null; wait");
     perf_record(

@@ -75,6 +75,7 @@ fn writer(dir: &Path, file: &Path) -> PerfDataWriter {
     };
     let opts = AttrOptions {
         callchain: false,
+        dwarf_stack: 0,
         sampling: None,
         inherit: false,
         enable_on_exec: false,

@@ -12,7 +12,7 @@ use rprobe::unwind::{reg, user_reg, ProcessUnwinder};
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::rc::Rc;
 
 fn build_fixture(dir: &Path) -> PathBuf {
     common::build_c_fixture(
@@ -115,11 +115,11 @@ fn unwinds_what_perf_unwinds() {
     let want = perf_frames(&fx.perf_home, &data, pid);
 
     let mut unwinder = ProcessUnwinder::new();
-    let mut files: BTreeMap<String, Arc<dyn Deref<Target = [u8]> + Send + Sync>> = BTreeMap::new();
+    let mut files: BTreeMap<String, Rc<dyn Deref<Target = [u8]>>> = BTreeMap::new();
     for (start, end, pgoff, name) in maps.iter().filter(|m| m.3.starts_with('/')) {
         let img = files
             .entry(name.clone())
-            .or_insert_with(|| Arc::new(std::fs::read(name).unwrap_or_default()))
+            .or_insert_with(|| Rc::new(std::fs::read(name).unwrap_or_default()))
             .clone();
         unwinder.add_mapping(name, img, *start, *end, *pgoff);
     }

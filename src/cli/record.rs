@@ -11,6 +11,7 @@ use crate::perf::stream::StreamStats;
 use crate::perf::writer::{Features, PerfDataWriter};
 use crate::perf::{ring, synth, tracing_data};
 use crate::probes::resolve::{glob_match, suggest};
+use crate::replay::unwind::StackTrimmer;
 use crate::sys::perf_event::{self as pe, Child, Signal, Signals};
 use crate::tracefs::{Tracefs, TracefsError};
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,6 +25,7 @@ const EXAMPLES: &str = "\
 Examples:
   rprobe record -e sched:sched_switch -a -g --duration 5     system-wide, with callchains
   rprobe record -F 999 -g -- ./primes                         cpu-clock sampling of a command
+  rprobe record -F 999 --call-graph dwarf -- ./server         stacks of code without frame pointers
   rprobe record -e probe_app:work -e probe_app:work__return -- ./app
   rprobe record -e 'syscalls:sys_enter_openat' --filter 'common_pid != 1' -a
   rprobe record -e 'sched:*' -p 1234 -o sched.data
@@ -62,7 +64,10 @@ pub struct RecordArgs {
     /// Frame-pointer callchains, kernel and user.
     #[arg(short = 'g')]
     pub callgraph: bool,
-    /// Callchain mode: only `fp` (frame pointers).
+    /// Callchain mode: `fp` (frame pointers, as -g), or `dwarf[,SIZE]`: the user registers
+    /// and SIZE bytes of user stack per sample (default 16384, at most 65528), unwound from
+    /// `.eh_frame`/`.debug_frame` (code built without frame pointers). rprobe unwinds each
+    /// sample while recording and keeps only the stack bytes the unwind read.
     #[arg(long = "call-graph", value_name = "MODE")]
     pub call_graph: Option<String>,
     /// Sampling frequency of clock and hardware events, in Hz (default 4000).
@@ -216,6 +221,43 @@ pub(super) fn resolve_event(name: &str, tracefs: &mut Option<Tracefs>) -> Result
                 bail!("unknown event '{name}'; {hint}")
             }
         }
+    }
+}
+
+/// A `--call-graph` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallGraph {
+    /// Frame pointers.
+    Fp,
+    /// DWARF: this many bytes of user stack per sample.
+    Dwarf(u32),
+}
+
+/// The default stack copy of `--call-graph dwarf` (see the README's table).
+pub(super) const DEFAULT_DWARF_STACK: u32 = 16384;
+
+/// perf's `parse_callchain_record`: `fp`, `dwarf`, or `dwarf,SIZE` with SIZE rounded up to a
+/// multiple of 8 and at most 65528 (`round_down(USHRT_MAX, 8)`).
+pub(super) fn parse_call_graph(text: &str) -> Result<CallGraph> {
+    let (mode, size) = match text.split_once(',') {
+        Some((m, s)) => (m, Some(s)),
+        None => (text, None),
+    };
+    match (mode, size) {
+        ("fp", None) => Ok(CallGraph::Fp),
+        ("dwarf", None) => Ok(CallGraph::Dwarf(DEFAULT_DWARF_STACK)),
+        ("dwarf", Some(s)) => {
+            let n: Option<u64> = match s.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok(),
+                None => s.parse().ok(),
+            };
+            match n.map(|n| n.div_ceil(8) * 8) {
+                Some(n) if n > 0 && n <= 65528 => Ok(CallGraph::Dwarf(n as u32)),
+                _ => bail!("--call-graph {text}: the stack size must be a number of bytes from 8 to 65528, e.g. --call-graph dwarf,8192"),
+            }
+        }
+        ("fp", Some(_)) => bail!("--call-graph {text}: fp takes no size; write --call-graph fp"),
+        _ => bail!("--call-graph {text}: unknown mode '{mode}'; use fp (frame pointers) or dwarf[,SIZE] (DWARF unwinding, for code built without frame pointers)"),
     }
 }
 
@@ -464,10 +506,12 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     if args.pages == 0 || !args.pages.is_power_of_two() {
         bail!("-m {}: the ring buffer size must be a power of two number of pages (1, 2, 4, ... 128, 256)", args.pages);
     }
-    let callchain = match args.call_graph.as_deref() {
-        None => args.callgraph,
-        Some("fp") => true,
-        Some(m) => bail!("--call-graph {m}: only 'fp' (frame pointers) is supported; build the program with -fno-omit-frame-pointer"),
+    let (callchain, dwarf_stack) = match args.call_graph.as_deref() {
+        None => (args.callgraph, 0),
+        Some(m) => match parse_call_graph(m)? {
+            CallGraph::Fp => (true, 0),
+            CallGraph::Dwarf(size) => (false, size),
+        },
     };
     if args.freq == Some(0) || args.count == Some(0) {
         bail!("-F and -c take a number greater than 0");
@@ -510,6 +554,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     };
     let mut opts = RecorderOptions {
         callchain,
+        dwarf_stack,
         sampling,
         pages: args.pages,
         user_only: false,
@@ -569,6 +614,12 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     let mut writer = PerfDataWriter::new(file, recorder.attrs(), &static_features)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let binaries = super::script::MappedFiles;
+    let mut trimmer = (dwarf_stack > 0).then(|| {
+        let attr = recorder.attrs().first().map(|e| e.attr).unwrap_or_default();
+        StackTrimmer::new(attr, &binaries)
+    });
+    let mut trimmed: Vec<u8> = Vec::new();
     let sid = recorder.synth_id();
     let mut stats = StreamStats::default();
     let mut synth_buf = Vec::new();
@@ -579,9 +630,15 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         scope_pids.clone()
     };
     recorder::synthesize_tasks(&mut synth_buf, &synth_pids, &sid);
+    if dwarf_stack > 0 {
+        recorder::synthesize_data_maps(&mut synth_buf, &synth_pids, &sid);
+    }
     synth::bare(&mut synth_buf, rec::FINISHED_INIT);
     for r in ring::records(&synth_buf) {
         stats.add(r.bytes);
+    }
+    if let Some(t) = &mut trimmer {
+        t.observe(&synth_buf);
     }
     buf.extend_from_slice(&synth_buf);
     let write_ctx = || format!("cannot write {}", args.output.display());
@@ -641,6 +698,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     let mut drain = |recorder: &mut Recorder,
                      writer: &mut PerfDataWriter,
                      stats: &mut StreamStats,
+                     trimmer: &mut Option<StackTrimmer<'_>>,
                      buf: &mut Vec<u8>,
                      mark_round: bool|
      -> Result<()> {
@@ -650,6 +708,11 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         }
         if buf.is_empty() {
             return Ok(());
+        }
+        if let Some(t) = trimmer {
+            trimmed.clear();
+            t.process(buf, &mut trimmed);
+            std::mem::swap(buf, &mut trimmed);
         }
         for r in ring::records(buf) {
             stats.add(r.bytes);
@@ -709,6 +772,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
             &mut recorder,
             &mut writer,
             &mut stats,
+            &mut trimmer,
             &mut buf,
             !checkpoint_due,
         )?;
@@ -719,7 +783,14 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         status.show(&stats, writer.file_size());
     }
     recorder.disable();
-    drain(&mut recorder, &mut writer, &mut stats, &mut buf, true)?;
+    drain(
+        &mut recorder,
+        &mut writer,
+        &mut stats,
+        &mut trimmer,
+        &mut buf,
+        true,
+    )?;
     // Samples lost while a ring was full are reported by a PERF_RECORD_LOST only once space
     // frees up again; the fds' PERF_FORMAT_LOST counts have them all (perf writes them as
     // LOST_SAMPLES records at the end too).
@@ -759,6 +830,17 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
             lost
         );
     }
+    if let (Some(t), false) = (&trimmer, args.quiet) {
+        let st = t.stats;
+        eprintln!(
+            "[ rprobe record: user stacks: kept {:.1} of {:.1} KB copied ({:.0}%), {} of {} samples used their whole {dwarf_stack}-byte copy ]",
+            st.kept as f64 / 1024.0,
+            st.copied as f64 / 1024.0,
+            st.kept as f64 * 100.0 / (st.copied.max(1)) as f64,
+            st.exhausted,
+            st.samples
+        );
+    }
     if let Some(code) = child_status.filter(|&c| c != 0) {
         if !args.quiet {
             eprintln!(
@@ -793,6 +875,31 @@ mod tests {
         assert!(e.to_string().contains("no -e before it"), "{e}");
         let e = pair_filters(&[2], &f(&[(4, "x"), (6, "y")])).expect_err("two");
         assert!(e.to_string().contains("&&"), "{e}");
+    }
+
+    #[test]
+    fn call_graph_modes_parse_as_perf_does() {
+        assert_eq!(parse_call_graph("fp").expect("fp"), CallGraph::Fp);
+        assert_eq!(
+            parse_call_graph("dwarf").expect("dwarf"),
+            CallGraph::Dwarf(DEFAULT_DWARF_STACK)
+        );
+        assert_eq!(
+            parse_call_graph("dwarf,1000").expect("size"),
+            CallGraph::Dwarf(1000)
+        );
+        assert_eq!(
+            parse_call_graph("dwarf,1001").expect("up"),
+            CallGraph::Dwarf(1008)
+        );
+        assert_eq!(
+            parse_call_graph("dwarf,0x1000").expect("hex"),
+            CallGraph::Dwarf(4096)
+        );
+        for bad in ["dwarf,0", "dwarf,65536", "dwarf,x", "lbr", "fp,8"] {
+            let e = parse_call_graph(bad).expect_err(bad).to_string();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]

@@ -84,7 +84,14 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
         let period = ev.weight(&sample);
         let thread = m.findnew(sample.pid, sample.tid);
         let (maps, comm) = (thread.maps, thread.comm.to_string());
-        let key = (maps, sample_chain(&sample, misc));
+        let chain = match s.unwound_chain(m, maps, ev, &sample) {
+            Some(c) => {
+                has_chains = true;
+                c.to_vec()
+            }
+            None => sample_chain(&sample, misc),
+        };
+        let key = (maps, chain);
         if !frames_of.contains_key(&key) {
             let mut with_chain = sample;
             with_chain.callchain = Some(&key.1);

@@ -18,6 +18,8 @@ Examples:
   rprobe script -i sched.data | head     first events (exits quietly when head closes)
   rprobe script -F comm,tid,time,event,trace
   rprobe script -G                       without callchains
+  rprobe script --srcline                callchain frames with their source lines
+  rprobe script --no-inline              frames as symbols only, no inlined functions
   rprobe script --show-lost-events       PERF_RECORD_LOST lines where records were lost
   rprobe script --json | jq .fields      one JSON object per event";
 
@@ -40,6 +42,17 @@ pub struct ScriptArgs {
     /// One JSON object per event (see README, "Replay").
     #[arg(long)]
     json: bool,
+    /// Callchain frames in inlined code name the inlined functions, from the DWARF of the
+    /// binary or its debug file (perf's default; `--no-inline` turns it off).
+    #[arg(long, overrides_with = "no_inline")]
+    inline: bool,
+    /// Print each callchain frame as its symbol alone, without inlined functions.
+    #[arg(long = "no-inline")]
+    no_inline: bool,
+    /// Print each callchain frame's source line (`file.c:42`) under it, where debuginfo
+    /// has one (perf's `-F +srcline`).
+    #[arg(long)]
+    srcline: bool,
 }
 
 /// Files mapped for symbol loading.
@@ -178,6 +191,8 @@ pub fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<()> {
         callchain: !args.no_callchain,
         home,
         json: args.json,
+        inline: args.inline || !args.no_inline,
+        srcline: args.srcline,
         ..ScriptOptions::default()
     };
     let files = MappedFiles;

@@ -54,6 +54,10 @@ pub struct TraceArgs {
     /// Kernel and user callchains (frame pointers).
     #[arg(short = 'g')]
     callgraph: bool,
+    /// Callchain mode: `fp` (as -g) or `dwarf[,SIZE]` (user stacks of code without frame
+    /// pointers, unwound from DWARF CFI as the events stream; see `rprobe record`).
+    #[arg(long = "call-graph", value_name = "MODE")]
+    call_graph: Option<String>,
     /// A tracefs filter expression on every traced event (`len > 100`).
     #[arg(long = "filter", value_name = "EXPR")]
     filter: Option<String>,
@@ -244,8 +248,16 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
         }
         (None, None) => (Scope::AllCpus, Vec::new()),
     };
+    let (callchain, dwarf_stack) = match args.call_graph.as_deref() {
+        None => (args.callgraph, 0),
+        Some(m) => match super::record::parse_call_graph(m)? {
+            super::record::CallGraph::Fp => (true, 0),
+            super::record::CallGraph::Dwarf(size) => (false, size),
+        },
+    };
     let opts = RecorderOptions {
-        callchain: args.callgraph,
+        callchain,
+        dwarf_stack,
         sampling: None,
         pages: args.pages,
         user_only: false,
@@ -287,6 +299,9 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
         Scope::Command(p) => vec![*p],
     };
     recorder::synthesize_tasks(&mut synth, &pids, &sid);
+    if dwarf_stack > 0 {
+        recorder::synthesize_data_maps(&mut synth, &pids, &sid);
+    }
 
     let mut script = Script::new(&mut dest, &decoder.evsels, plan, sopts, &files);
     let mut shown = 0u64;

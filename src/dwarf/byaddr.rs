@@ -206,6 +206,24 @@ impl<'a> Dwarf<'a> {
 }
 
 impl<'a> Dwarf<'a> {
+    /// The name binutils' `addr2line -f` gives an instance: `DW_AT_linkage_name` (or
+    /// `DW_AT_MIPS_linkage_name`) of the DIE or its origin when there is one, as for
+    /// glibc's hidden aliases (`__GI___clock_gettime` for `__clock_gettime`), else its name.
+    pub fn addr2line_name(&self, f: &FuncInstance) -> String {
+        let Ok(die) = self.die_at(f.die) else {
+            return f.name.clone();
+        };
+        [gimli::DW_AT_linkage_name, gimli::DW_AT_MIPS_linkage_name]
+            .iter()
+            .find_map(|&at| {
+                let owner = self.integrate(&die, at)?;
+                self.str_attr(&owner, at)
+            })
+            .unwrap_or_else(|| f.name.clone())
+    }
+}
+
+impl<'a> Dwarf<'a> {
     /// Addresses where perf's lazy line walk (`;PATTERN`) probes lines `wanted` of `f`'s
     /// file: statement rows inside `f` (not inside code inlined into it, unless the row is
     /// the call's own line), `f`'s declaration line at its entry, and the call sites of

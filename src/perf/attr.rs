@@ -56,6 +56,9 @@ pub const DEFAULT_FREQ: u64 = 4000;
 pub struct AttrOptions {
     /// `-g`: kernel and user frame-pointer callchains.
     pub callchain: bool,
+    /// `--call-graph dwarf,SIZE`: SIZE bytes of user stack and the user registers per
+    /// sample, the kernel callchain only (0: no DWARF callchains).
+    pub dwarf_stack: u32,
     /// `-F`/`-c` (tracepoints always sample every hit unless `-c` is given).
     pub sampling: Option<Sampling>,
     /// Per-task or command events: follow children (`inherit`).
@@ -136,10 +139,19 @@ impl EventKind {
 fn base(type_: u32, config: u64, o: &AttrOptions) -> EventAttr {
     let mut sample_type =
         sample::IDENTIFIER | sample::IP | sample::TID | sample::TIME | sample::CPU | sample::PERIOD;
-    if o.callchain {
+    if o.callchain || o.dwarf_stack > 0 {
         sample_type |= sample::CALLCHAIN;
     }
     let mut flags = flag::DISABLED | flag::SAMPLE_ID_ALL;
+    let (mut regs, mut stack) = (0, 0);
+    if o.dwarf_stack > 0 {
+        // perf's evsel__config_callchain for CALLCHAIN_DWARF: user registers and stack, and
+        // no user part in the kernel callchain (the unwinder makes it).
+        sample_type |= sample::REGS_USER | sample::STACK_USER;
+        flags |= flag::EXCLUDE_CALLCHAIN_USER;
+        regs = crate::unwind::PERF_REGS_MASK;
+        stack = o.dwarf_stack;
+    }
     if o.inherit {
         flags |= flag::INHERIT;
     }
@@ -163,6 +175,8 @@ fn base(type_: u32, config: u64, o: &AttrOptions) -> EventAttr {
         read_format: read_format::ID | read_format::LOST,
         flags,
         wakeup: o.wakeup_watermark,
+        sample_regs_user: regs,
+        sample_stack_user: stack,
         ..Default::default()
     }
 }
@@ -201,8 +215,18 @@ pub fn event_attr(kind: &EventKind, o: &AttrOptions) -> EventAttr {
 /// Enabled from the start unless the recording starts at an exec.
 pub fn tracking_attr(o: &AttrOptions) -> EventAttr {
     let mut a = base(perf_type::SOFTWARE, sw::DUMMY, o);
-    a.sample_type &= !sample::CALLCHAIN;
+    // perf's dummy:HG has no aux samples (`no_aux_samples`): no callchain, registers or stack.
+    a.sample_type &= !(sample::CALLCHAIN | sample::REGS_USER | sample::STACK_USER);
+    a.flags &= !flag::EXCLUDE_CALLCHAIN_USER;
+    a.sample_regs_user = 0;
+    a.sample_stack_user = 0;
     a.flags |= flag::MMAP | flag::MMAP2 | flag::COMM | flag::COMM_EXEC | flag::TASK;
+    if o.dwarf_stack > 0 {
+        // perf's record_opts__parse_callchain: "Enable data address sampling for DWARF
+        // unwind". perf's libunwind reads `.eh_frame_hdr` through the process's maps, and
+        // that section sits in a read-only segment, mapped without PROT_EXEC.
+        a.flags |= flag::MMAP_DATA;
+    }
     if !o.enable_on_exec {
         a.flags &= !flag::DISABLED;
     }
@@ -218,6 +242,7 @@ mod tests {
 
     const SYSWIDE: AttrOptions = AttrOptions {
         callchain: true,
+        dwarf_stack: 0,
         sampling: None,
         inherit: false,
         enable_on_exec: false,
@@ -245,6 +270,7 @@ mod tests {
     fn clock_attr_uses_frequency() {
         let o = AttrOptions {
             callchain: true,
+            dwarf_stack: 0,
             sampling: Some(Sampling::Freq(999)),
             inherit: true,
             enable_on_exec: true,

@@ -47,6 +47,8 @@ pub enum Scope {
 pub struct RecorderOptions {
     /// `-g`.
     pub callchain: bool,
+    /// `--call-graph dwarf,SIZE`: SIZE (0: none).
+    pub dwarf_stack: u32,
     /// `-F` / `-c`.
     pub sampling: Option<super::attr::Sampling>,
     /// Data pages per ring buffer (a power of two).
@@ -130,6 +132,7 @@ impl Recorder {
         };
         let aopts = AttrOptions {
             callchain: opts.callchain,
+            dwarf_stack: opts.dwarf_stack,
             sampling: opts.sampling,
             inherit,
             enable_on_exec,
@@ -382,6 +385,31 @@ pub fn synthesize_tasks(out: &mut Vec<u8>, pids: &[i32], id: &SampleId) {
             for m in synth::parse_maps(&maps).iter().filter(|m| m.is_exec()) {
                 synth::mmap2(out, pid as u32, pid as u32, m, &sid);
             }
+        }
+    }
+}
+
+/// MMAP2 records (`PERF_RECORD_MISC_MMAP_DATA`) for the file mappings without PROT_EXEC of each
+/// process in `pids`, as perf synthesizes them with `mmap_data`: `--call-graph dwarf` files
+/// need them for perf's unwinder, which reads `.eh_frame_hdr` through the maps.
+pub fn synthesize_data_maps(out: &mut Vec<u8>, pids: &[i32], id: &SampleId) {
+    for &pid in pids {
+        let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            continue;
+        };
+        let sid = SampleId {
+            pid: pid as u32,
+            tid: pid as u32,
+            ..*id
+        };
+        for m in synth::parse_maps(&maps)
+            .iter()
+            .filter(|m| !m.is_exec() && m.path.starts_with('/'))
+        {
+            let at = out.len();
+            synth::mmap2(out, pid as u32, pid as u32, m, &sid);
+            let misc = super::abi::misc::USER | super::abi::misc::MMAP_DATA;
+            out[at + 4..at + 6].copy_from_slice(&misc.to_ne_bytes());
         }
     }
 }

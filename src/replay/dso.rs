@@ -12,6 +12,7 @@
 //! hand it bytes. Each DSO is loaded once, on the first address that needs it.
 
 use super::symbols::{self, SymbolMap};
+use std::rc::Rc;
 
 /// Reads whole files for symbol loading; the CLI maps them.
 pub trait FileSource {
@@ -90,6 +91,23 @@ impl Dso {
         Some(m)
     }
 
+    /// The path of the file this user DSO's symbols come from (perf's `symsrc_filename`):
+    /// the binary, or its debug file.
+    pub fn symbol_file(&self, files: &dyn FileSource, home: Option<&str>) -> Option<String> {
+        if self.kind != DsoKind::User {
+            return None;
+        }
+        let binary = files.read(&self.name)?;
+        symbol_source(
+            &self.name,
+            self.build_id.as_deref(),
+            (*binary).as_ref(),
+            files,
+            home,
+        )
+        .map(|(p, _)| p)
+    }
+
     /// The symbols if they are loaded already.
     pub fn loaded_symbols(&self) -> Option<&SymbolMap> {
         self.symbols.as_ref()
@@ -157,8 +175,27 @@ fn load_user(
     files: &dyn FileSource,
     home: Option<&str>,
 ) -> Option<SymbolMap> {
-    let binary = files.read(path)?;
+    // Shared: the table keeps the file mapped and reads its names in place.
+    let binary: Rc<dyn AsRef<[u8]>> = Rc::from(files.read(path)?);
     let bin = (*binary).as_ref();
+    match symbol_source(path, known_id, bin, files, home)? {
+        (_, Some(data)) => SymbolMap::from_elf_shared(Rc::from(data), bin),
+        (_, None) => SymbolMap::from_elf_shared(binary.clone(), bin),
+    }
+}
+
+/// A file's bytes from a [`FileSource`].
+type FileBytes = Box<dyn AsRef<[u8]>>;
+
+/// The file a user DSO's symbols come from (perf's `symsrc_filename`) and its bytes (None:
+/// the binary `bin` itself); None when the binary no longer matches the recorded build id.
+fn symbol_source(
+    path: &str,
+    known_id: Option<&[u8]>,
+    bin: &[u8],
+    files: &dyn FileSource,
+    home: Option<&str>,
+) -> Option<(String, Option<FileBytes>)> {
     let own_id = symbols::build_id(bin);
     if let (Some(k), Some(o)) = (known_id, own_id.as_deref()) {
         if k != o {
@@ -168,7 +205,7 @@ fn load_user(
     }
     let id = known_id.map(<[u8]>::to_vec).or(own_id).unwrap_or_default();
     if symbols::has_symtab(bin) {
-        return SymbolMap::from_elf(bin, bin);
+        return Some((path.to_string(), None));
     }
     let link = symbols::debuglink(bin);
     for cand in candidates(path, &id, link.as_deref(), home) {
@@ -182,9 +219,9 @@ fn load_user(
         if !id.is_empty() && symbols::build_id(d).is_some_and(|b| b != id) {
             continue;
         }
-        return SymbolMap::from_elf(d, bin);
+        return Some((cand, Some(data)));
     }
-    SymbolMap::from_elf(bin, bin)
+    Some((path.to_string(), None))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod dso;
 pub mod flame;
 pub mod hash;
+pub mod inline;
 pub mod json;
 pub mod machine;
 pub mod printfmt;
@@ -15,3 +16,4 @@ pub mod script;
 pub mod session;
 pub mod symbols;
 pub mod trace;
+pub mod unwind;

@@ -23,6 +23,7 @@
 //! goes to one buffer written in blocks of 1 MiB.
 
 use super::dso::FileSource;
+use super::hash::FxHashMap;
 use super::machine::{Machine, Map};
 use super::session::{Event, Evsel};
 use super::trace::{KernelSyms, TraceFormatter};
@@ -105,6 +106,11 @@ pub struct ScriptOptions {
     pub home: Option<String>,
     /// `--json`: one JSON object per event (see [`super::json`]).
     pub json: bool,
+    /// Callchain frames in inlined code name each inlined function (perf's default;
+    /// `--no-inline` turns it off). See [`super::inline`].
+    pub inline: bool,
+    /// `--srcline` (perf's `-F +srcline`): each callchain frame's `file:line` under it.
+    pub srcline: bool,
 }
 
 impl Default for ScriptOptions {
@@ -116,6 +122,8 @@ impl Default for ScriptOptions {
             max_stack: 127,
             home: None,
             json: false,
+            inline: true,
+            srcline: false,
         }
     }
 }
@@ -279,6 +287,14 @@ impl Hasher for FrameHasher {
 
 type FrameCache = HashMap<(u32, u64), Box<[u8]>, BuildHasherDefault<FrameHasher>>;
 
+/// The text of whole callchains by (map set, its generation, the kernel maps' generation,
+/// printed fields), then by the chain's (cpumode, ip) entries: sched_switch stacks repeat
+/// by the thousand.
+type ChainCache = FxHashMap<(usize, u64, u64, u32), FxHashMap<Box<[(u16, u64)]>, Box<[u8]>>>;
+
+/// Bytes of callchain text cached at most (then chains are built frame by frame).
+const CHAIN_CACHE_MAX: usize = 256 << 20;
+
 /// The frames of a callchain with the cpumode each is looked up in
 /// (`thread__resolve_callchain_sample`): markers switch modes (starting as user) and are
 /// dropped, at most `max` frames; None when an unknown marker makes perf drop the chain.
@@ -334,6 +350,13 @@ pub struct Script<'f, W: Write> {
     files: &'f dyn FileSource,
     trace: TraceFormatter,
     cache: FrameCache,
+    chains: ChainCache,
+    chain_bytes: usize,
+    unwind: super::unwind::Unwinders,
+    chain_buf: Vec<u8>,
+    inlines: super::inline::Inlines,
+    /// For the sample being written: the index of its first unwound frame.
+    unwound_from: Option<usize>,
     /// Samples written.
     pub samples: u64,
 }
@@ -438,8 +461,27 @@ impl<'f, W: Write> Script<'f, W> {
             files,
             trace,
             cache: FrameCache::default(),
+            chains: ChainCache::default(),
+            chain_bytes: 0,
+            unwind: super::unwind::Unwinders::new(),
+            chain_buf: Vec::new(),
+            inlines: super::inline::Inlines::new(),
+            unwound_from: None,
             samples: 0,
         }
+    }
+
+    /// The callchain of a sample of `ev` that carries user registers and stack (`--call-graph
+    /// dwarf`): its kernel callchain and the unwound user frames, as callchain bytes (see
+    /// [`super::unwind`]). None for other samples, whose own callchain stands.
+    pub fn unwound_chain(
+        &mut self,
+        m: &Machine,
+        maps: usize,
+        ev: &Evsel,
+        s: &crate::perf::reader::records::Sample<'_>,
+    ) -> Option<&[u8]> {
+        self.unwind.chain(m, maps, &ev.attr, s, self.files)
     }
 
     /// Write what is buffered.
@@ -451,6 +493,32 @@ impl<'f, W: Write> Script<'f, W> {
 
     /// Handle one delivered event.
     pub fn event(&mut self, m: &mut Machine, evsels: &[Evsel], e: Event<'_>) -> io::Result<()> {
+        // A DWARF sample's callchain is its kernel part and the unwound user frames.
+        let mut chain = std::mem::take(&mut self.chain_buf);
+        let mut e = e;
+        if let Event::Sample { evsel, sample, .. } = &mut e {
+            let ev = &evsels[*evsel];
+            if self.plan.use_callchain && super::unwind::is_dwarf(&ev.attr) {
+                let maps = m.findnew(sample.pid, sample.tid).maps;
+                let recorded = sample
+                    .callchain_ips()
+                    .filter(|&ip| ip < context::MAX)
+                    .count();
+                if let Some(c) = self.unwound_chain(m, maps, ev, sample) {
+                    chain.clear();
+                    chain.extend_from_slice(c);
+                    sample.callchain = Some(&chain);
+                    self.unwound_from = Some(recorded);
+                }
+            }
+        }
+        let r = self.dispatch(m, evsels, e);
+        self.unwound_from = None;
+        self.chain_buf = chain;
+        r
+    }
+
+    fn dispatch(&mut self, m: &mut Machine, evsels: &[Evsel], e: Event<'_>) -> io::Result<()> {
         match e {
             Event::Sample { evsel, sample, .. } if self.opts.json => {
                 let mut out = std::mem::take(&mut self.out);
@@ -643,6 +711,56 @@ impl<'f, W: Write> Script<'f, W> {
         v
     }
 
+    /// The frames of a sample as (cpumode, ip) in callchain order (callee first), following
+    /// the callchain rules above; a sample without a callchain is its own ip in `cpumode`.
+    /// Empty when perf would drop the chain.
+    pub fn frame_ips(
+        &self,
+        s: &crate::perf::reader::records::Sample<'_>,
+        cpumode: u16,
+    ) -> Vec<(u16, u64)> {
+        match s.callchain {
+            Some(c) if !c.is_empty() => chain_entries(s, self.opts.max_stack).unwrap_or_default(),
+            _ => {
+                let mode = if cpumode & misc::CPUMODE_MASK == misc::KERNEL {
+                    misc::KERNEL
+                } else {
+                    misc::USER
+                };
+                vec![(mode, s.ip)]
+            }
+        }
+    }
+
+    /// What a frame prints as, for caching: (DSO index, DSO-relative address), or the raw
+    /// address when no map holds it (`u32::MAX` then).
+    pub fn frame_key(&self, m: &Machine, maps: usize, cpumode: u16, ip: u64) -> (u32, u64) {
+        let r = self.resolve(m, maps, cpumode, ip);
+        match r.map {
+            Some(mp) => (mp.dso, r.addr),
+            None => (KEY_NO_MAP, ip),
+        }
+    }
+
+    /// A frame's symbol (without offset) and DSO name, and whether the answer may be cached
+    /// under its [`Script::frame_key`] (not for the lookup that met perf's failed load).
+    pub fn frame_symbol(
+        &self,
+        m: &mut Machine,
+        maps: usize,
+        cpumode: u16,
+        ip: u64,
+    ) -> (Option<Box<str>>, Option<Box<str>>, bool) {
+        let r = self.resolve(m, maps, cpumode, ip);
+        let mut failed = false;
+        let sym = self.symbol(m, &r, &mut failed).map(|(n, _)| n);
+        let dso = r
+            .map
+            .and_then(|mp| m.dsos.get(mp.dso as usize))
+            .map(|d| d.name.clone());
+        (sym, dso, !failed)
+    }
+
     /// The tracepoint text of a raw record (`trace`).
     pub fn trace_text(&self, m: &Machine, evsel: usize, raw: &[u8], out: &mut Vec<u8>) {
         let ksyms = self.kernel_syms(m);
@@ -735,32 +853,187 @@ impl<'f, W: Write> Script<'f, W> {
         let Some(entries) = chain_entries(s, self.opts.max_stack) else {
             return;
         };
-        for (cpumode, ip) in entries {
-            self.frame(m, maps, cpumode, ip, opts);
+        // perf names inlined functions only in frames of its DWARF unwinder (`unwind_entry`
+        // calls `append_inlines`; `add_callchain_ip` for the recorded chain does not).
+        let unwound_from = self.unwound_from.take().unwrap_or(usize::MAX);
+        // Whole chains are cached only when no frame comes from the unwinder (inline names
+        // and srcline text depend on more than the ips).
+        let cache_chain = unwound_from == usize::MAX && !self.opts.srcline;
+        let gens = (
+            maps,
+            m.maps.get(maps).map_or(0, super::machine::Maps::generation),
+            m.kernel.generation(),
+            opts,
+        );
+        if cache_chain {
+            if let Some(text) = self.chains.get(&gens).and_then(|c| c.get(&entries[..])) {
+                self.out.extend_from_slice(text);
+                return;
+            }
+        }
+        let start = self.out.len();
+        let mut cacheable = true;
+        for (i, &(cpumode, ip)) in entries.iter().enumerate() {
+            cacheable &= self.frame(m, maps, cpumode, ip, opts, i >= unwound_from);
+        }
+        let text = &self.out[start..];
+        if cache_chain && cacheable && self.chain_bytes < CHAIN_CACHE_MAX {
+            self.chain_bytes += text.len() + entries.len() * 16;
+            self.chains
+                .entry(gens)
+                .or_default()
+                .insert(entries.into_boxed_slice(), text.into());
         }
     }
 
-    fn frame(&mut self, m: &mut Machine, maps: usize, cpumode: u16, ip: u64, opts: u32) {
+    /// One callchain line; false when it must not be cached (see [`Script::sym_dso`]).
+    fn frame(
+        &mut self,
+        m: &mut Machine,
+        maps: usize,
+        cpumode: u16,
+        ip: u64,
+        opts: u32,
+        unwound: bool,
+    ) -> bool {
         let r = self.resolve(m, maps, cpumode, ip);
+        let inline = unwound && self.opts.inline;
         let key = match r.map {
-            Some(mp) => ((mp.dso << 4) | opts >> 7, r.addr),
+            Some(mp) => ((mp.dso << 4) | opts >> 7 | (inline as u32) << 31, r.addr),
             None => (KEY_NO_MAP - (opts >> 7), ip),
         };
         if let Some(line) = self.cache.get(&key) {
             self.out.extend_from_slice(line);
-            return;
+            return true;
         }
         let start = self.out.len();
-        self.out.push(b'\t');
-        if opts & field::IP != 0 {
-            push_hex16(&mut self.out, r.addr);
-        }
-        let cacheable = self.sym_dso(m, &r, opts);
-        self.out.push(b'\n');
+        let cacheable = if inline || self.opts.srcline {
+            self.frame_with_debuginfo(m, &r, opts, inline)
+        } else {
+            self.out.push(b'\t');
+            if opts & field::IP != 0 {
+                push_hex16(&mut self.out, r.addr);
+            }
+            let cacheable = self.sym_dso(m, &r, opts);
+            self.out.push(b'\n');
+            cacheable
+        };
         if cacheable {
             let line: Box<[u8]> = self.out[start..].into();
             self.cache.insert(key, line);
         }
+        cacheable
+    }
+}
+
+impl<W: Write> Script<'_, W> {
+    /// A callchain frame as perf 6.1 prints it with inline names and source lines
+    /// (`sample__fprintf_callchain` after `append_inlines`): one line per function addr2line
+    /// names at the address, innermost first; see [`super::inline`]. Returns false when
+    /// the text must not be cached.
+    fn frame_with_debuginfo(
+        &mut self,
+        m: &mut Machine,
+        r: &Resolved,
+        opts: u32,
+        inline: bool,
+    ) -> bool {
+        let user = r.map.and_then(|mp| {
+            let d = m.dsos.get(mp.dso as usize)?;
+            (d.kind == super::dso::DsoKind::User).then(|| (mp.dso, d.name.to_string()))
+        });
+        let mut failed = false;
+        let base = self.symbol(m, r, &mut failed);
+        let names = match (&user, &base, inline) {
+            (Some((dso, path)), Some(_), true) => {
+                let (files, home) = (self.files, self.opts.home.clone());
+                let d = &m.dsos[*dso as usize];
+                self.inlines.names(
+                    *dso,
+                    r.addr,
+                    path,
+                    || d.symbol_file(files, home.as_deref()),
+                    files,
+                )
+            }
+            _ => std::rc::Rc::from(Vec::new()),
+        };
+        // perf's map__fprintf_srcline: every frame with a map gets a line: `??:0` when
+        // addr2line knows nothing, `DSO[addr]` for a DSO it cannot read (`[kernel.kallsyms]`,
+        // `[vdso]`, perf maps).
+        let srcline = match (&user, self.opts.srcline) {
+            (None, true) if r.map.is_some() => {
+                let name = r
+                    .map
+                    .and_then(|mp| m.dsos.get(mp.dso as usize))
+                    .map(|d| d.name.to_string())
+                    .unwrap_or_default();
+                let short = name.rsplit('/').next().unwrap_or_default();
+                Some(std::rc::Rc::from(format!("{short}[{:x}]", r.addr)))
+            }
+            (Some((dso, path)), true) => {
+                let (files, home) = (self.files, self.opts.home.clone());
+                let d = &m.dsos[*dso as usize];
+                self.inlines
+                    .srcline(
+                        *dso,
+                        r.addr,
+                        path,
+                        || d.symbol_file(files, home.as_deref()),
+                        files,
+                    )
+                    .or_else(|| Some(std::rc::Rc::from("??:0")))
+            }
+            _ => None,
+        };
+        let dso_name: Option<Box<str>> = r
+            .map
+            .and_then(|mp| m.dsos.get(mp.dso as usize))
+            .map(|d| d.name.clone());
+        // One line; `inlined`: the name of an inlined function at the address.
+        let one = |out: &mut Vec<u8>, inlined: Option<&str>| {
+            out.push(b'\t');
+            if opts & field::IP != 0 {
+                push_hex16(out, r.addr);
+            }
+            if opts & field::SYM != 0 {
+                out.push(b' ');
+                match &base {
+                    Some((name, off)) => {
+                        out.extend_from_slice(inlined.unwrap_or(name).as_bytes());
+                        if opts & field::SYMOFFSET != 0 {
+                            out.extend_from_slice(b"+0x");
+                            push_hex(out, *off);
+                        }
+                    }
+                    None => out.extend_from_slice(b"[unknown]"),
+                }
+            }
+            if opts & field::DSO != 0 && inlined.is_none() {
+                out.extend_from_slice(b" (");
+                out.extend_from_slice(dso_name.as_deref().unwrap_or("[unknown]").as_bytes());
+                out.push(b')');
+            }
+            if let Some(l) = &srcline {
+                out.extend_from_slice(b"\n  ");
+                out.extend_from_slice(l.as_bytes());
+            }
+            if inlined.is_some() {
+                out.extend_from_slice(b" (inlined)");
+            }
+            out.push(b'\n');
+        };
+        if names.is_empty() {
+            one(&mut self.out, None);
+        }
+        for n in names.iter() {
+            let inlined = base
+                .as_ref()
+                .filter(|(b, _)| **b != *n.name)
+                .map(|_| &*n.name);
+            one(&mut self.out, inlined);
+        }
+        !failed
     }
 }
 

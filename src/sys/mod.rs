@@ -107,6 +107,25 @@ pub fn read_sys_text(path: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// This process's `[vdso]` image (every process of a kernel maps the same one), read through
+/// `/proc/self/maps` and `/proc/self/mem`; None when either cannot be read.
+pub fn own_vdso() -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[vdso]"))?;
+    let range = line.split_whitespace().next()?;
+    let (a, b) = range.split_once('-')?;
+    let (start, end) = (
+        u64::from_str_radix(a, 16).ok()?,
+        u64::from_str_radix(b, 16).ok()?,
+    );
+    let mut mem = std::fs::File::open("/proc/self/mem").ok()?;
+    mem.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = vec![0u8; end.checked_sub(start)? as usize];
+    mem.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
 /// `kernel.perf_event_paranoid`.
 pub fn perf_event_paranoid() -> Option<i32> {
     read_sys_text("/proc/sys/kernel/perf_event_paranoid")?

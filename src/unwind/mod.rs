@@ -17,12 +17,16 @@ use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 use object::{Object, ObjectSection, ObjectSegment};
 use std::ops::{Deref, Range};
-use std::sync::Arc;
+use std::rc::Rc;
+
+/// A whole file image (a memory map, or bytes read into memory), shared by every process that
+/// maps it.
+pub type Image = Rc<dyn Deref<Target = [u8]>>;
 
 /// A byte range of a shared file image, handed to framehop without copying.
 #[derive(Clone)]
 pub struct Bytes {
-    data: Arc<dyn Deref<Target = [u8]> + Send + Sync>,
+    data: Image,
     range: Range<usize>,
 }
 
@@ -64,6 +68,9 @@ pub fn user_reg(mask: u64, regs: &[u8], index: u32) -> Option<u64> {
         .map(u64::from_ne_bytes)
 }
 
+/// The most frames [`ProcessUnwinder::unwind`] returns.
+pub const MAX_FRAMES: usize = 512;
+
 /// Unwinds the user stacks of one process.
 pub struct ProcessUnwinder {
     unwinder: UnwinderX86_64<Bytes>,
@@ -104,7 +111,7 @@ impl ProcessUnwinder {
     pub fn add_mapping(
         &mut self,
         name: &str,
-        file: Arc<dyn Deref<Target = [u8]> + Send + Sync>,
+        file: Image,
         start: u64,
         end: u64,
         pgoff: u64,
@@ -124,9 +131,26 @@ impl ProcessUnwinder {
     /// The frames of one sample: `ip` first, then each caller's return address minus one,
     /// root last. `stack` is the sampled stack copy starting at `sp`.
     pub fn unwind(&mut self, ip: u64, sp: u64, bp: u64, stack: &[u8]) -> Vec<u64> {
+        self.unwind_extent(ip, sp, bp, stack, MAX_FRAMES).0
+    }
+
+    /// [`ProcessUnwinder::unwind`], at most `max` frames, and how many bytes of `stack` the
+    /// walk used: the end of the highest 8-byte word it read (0 when it read none). A copy
+    /// cut to that length unwinds to the same frames.
+    pub fn unwind_extent(
+        &mut self,
+        ip: u64,
+        sp: u64,
+        bp: u64,
+        stack: &[u8],
+        max: usize,
+    ) -> (Vec<u64>, usize) {
+        let mut used = 0usize;
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
             let off = addr.checked_sub(sp).ok_or(())? as usize;
-            let b = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
+            let end = off.checked_add(8).ok_or(())?;
+            let b = stack.get(off..end).ok_or(())?;
+            used = used.max(end);
             Ok(u64::from_ne_bytes(b.try_into().map_err(|_| ())?))
         };
         let mut frames = Vec::new();
@@ -141,18 +165,18 @@ impl ProcessUnwinder {
                 FrameAddress::InstructionPointer(a) => a,
                 FrameAddress::ReturnAddress(ra) => ra.get().wrapping_sub(1),
             });
-            if frames.len() >= 512 {
+            if frames.len() >= max {
                 break;
             }
         }
-        frames
+        (frames, used)
     }
 }
 
 /// The unwind sections of an ELF image, and the load bias of its mapping at `start` for file
 /// offset `pgoff` (`start - (p_vaddr + pgoff - p_offset)` of the segment holding `pgoff`).
 fn section_info(
-    file: &Arc<dyn Deref<Target = [u8]> + Send + Sync>,
+    file: &Image,
     pgoff: u64,
     start: u64,
 ) -> Option<(ExplicitModuleSectionInfo<Bytes>, u64)> {
@@ -227,7 +251,7 @@ mod tests {
     #[test]
     fn a_non_elf_mapping_adds_nothing_and_no_module_unwinds_only_the_ip() {
         let mut u = ProcessUnwinder::new();
-        let junk: Arc<dyn Deref<Target = [u8]> + Send + Sync> = Arc::new(vec![0u8; 64]);
+        let junk: Image = Rc::new(vec![0u8; 64]);
         assert!(!u.add_mapping("junk", junk, 0x1000, 0x2000, 0));
         assert_eq!(u.unwind(0x1234, 0x7000, 0, &[0u8; 64]), [0x1234]);
     }
