@@ -35,6 +35,8 @@ Examples:
   rprobe trace 'vfs_read file->f_path.dentry->d_name.name:string'   which files are read
   rprobe trace -x /bin/bash 'readline%return +0($retval):string'     what people type
   rprobe trace -x ./app 'work r->id' -- ./app --once                 one run of a program
+  rprobe trace -x python3 'sdt_python:function__entry arg1:string arg2:string' -- python3 app.py
+  rprobe trace -p 1234 sdt_libstdcxx:throw                           USDT in a process's library
   rprobe trace sched:sched_process_exec -g --duration 10             existing events, stacks
   rprobe trace -p 1234 -x /usr/lib/x86_64-linux-gnu/libc.so.6 'malloc size=arg1:u64' | grep size=4096";
 
@@ -80,10 +82,13 @@ pub struct TraceArgs {
 }
 
 /// Whether `item` names an existing event (`group:event`, no spaces, no probe syntax).
-fn is_event_name(item: &str, tracefs: &crate::tracefs::Tracefs) -> bool {
+/// A USDT name (`sdt_python:function__*`) is an event only when it exists, or as a glob when
+/// no binary is given (`binary`) to look it up in.
+fn is_event_name(item: &str, tracefs: &crate::tracefs::Tracefs, binary: bool) -> bool {
     match item.split_once(':') {
         Some((g, e)) if !item.contains([' ', '=', '%', '+', '@', ';']) => {
-            tracefs.event_exists(g, e) || g.contains('*') || e.contains('*')
+            let glob = g.contains('*') || e.contains('*');
+            tracefs.event_exists(g, e) || (glob && !(binary && g.starts_with("sdt_")))
         }
         _ => false,
     }
@@ -140,7 +145,7 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
     let mut event_names = Vec::new();
     let mut specs = Vec::new();
     for item in &args.items {
-        if is_event_name(item, &tracefs) {
+        if is_event_name(item, &tracefs, args.exec.is_some() || args.pid.is_some()) {
             event_names.push(item.clone());
         } else {
             let spec = probes::parse_spec(item)
@@ -172,8 +177,18 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
             force: false,
             caps: features.as_ref().map(env::caps_from).unwrap_or_default(),
         };
+        // -p PID without -x: USDT probes are looked up in the files the process maps.
+        let exec = match (&args.exec, &args.pid) {
+            (Some(x), _) => Some(x.clone()),
+            (None, Some(p)) if specs.iter().any(probes::sdt::is_sdt) => {
+                let pid = parse_ids(p, "p")?.first().copied().unwrap_or(0);
+                let path = super::sdt::file_of_pid(pid as u32, &specs)?;
+                Some(path.to_string_lossy().into_owned())
+            }
+            (None, _) => None,
+        };
         let defs = resolve_defs(
-            args.exec.as_deref(),
+            exec.as_deref(),
             None,
             None,
             &specs,
