@@ -216,13 +216,19 @@ fn libstdcxx_throw_counts_exactly_the_fixtures_exceptions() {
     assert_eq!(names, want, "{text}");
 }
 
-/// `fixtures/src/usdt_probe.c` built with `-O2 -g`.
+/// `fixtures/src/usdt_probe.c` built with `-O2 -g`, once per test process (a build while
+/// another test runs the file would make that exec fail with ETXTBSY).
 fn usdt_fixture() -> PathBuf {
-    common::build_c_fixture(
-        "usdt_probe.c",
-        &["-O2", "-g", "-Wall", "-Wextra", "-Werror"],
-        &work_dir("fix").join("usdt_probe"),
-    )
+    static FIXTURE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            common::build_c_fixture(
+                "usdt_probe.c",
+                &["-O2", "-g", "-Wall", "-Wextra", "-Werror"],
+                &work_dir("fix").join("usdt_probe"),
+            )
+        })
+        .clone()
 }
 
 fn run_alone(bin: &Path, n: u32) -> String {
@@ -393,4 +399,117 @@ fn dry_run_lines_match_perf_probe() {
         }
     }
     assert!(compared >= 4, "compared {compared} lines");
+}
+
+#[test]
+fn record_probes_usdt_specs_for_the_recording_only() {
+    let test = "live_usdt::record_probes_usdt_specs_for_the_recording_only";
+    if !live(test) {
+        return;
+    }
+    let _lock = common::tracefs_lock();
+    let fixture = usdt_fixture();
+    let fix = fixture.to_str().expect("utf-8");
+    let data = work_dir("rec2").join("usdt.data");
+    let data = data.to_str().expect("utf-8");
+    let rec = rprobe_timed(&[
+        "record",
+        "-q",
+        "-x",
+        fix,
+        "-e",
+        "sdt_rprobe_fix:work label=arg3:string",
+        "-e",
+        "%sdt_rprobe_fix:site",
+        "-o",
+        data,
+        "--",
+        fix,
+        "4",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&rec.stdout).contains("semaphore seen 4 of 4"),
+        "{}",
+        common::show_output(&rec)
+    );
+    // The probes went with the recording.
+    let left: Vec<String> = common::uprobe_events()
+        .lines()
+        .filter(|l| l.contains(fix))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let script = rprobe_timed(&["script", "-i", data]);
+    let text = String::from_utf8_lossy(&script.stdout);
+    let labels: Vec<String> = script_events(&text, "work")
+        .iter()
+        .map(|r| r.arg("label").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        labels,
+        ["\"zero\"", "\"one\"", "\"two\"", "\"three\""],
+        "{text}"
+    );
+    let sites: Vec<i128> = script_events(&text, "site")
+        .iter()
+        .filter_map(|r| r.int("arg1"))
+        .collect();
+    assert_eq!(sites, [2, 1, 2, 1], "{text}");
+}
+
+#[test]
+fn trace_by_pid_finds_the_probes_in_the_processs_files() {
+    let test = "live_usdt::trace_by_pid_finds_the_probes_in_the_processs_files";
+    if !live(test) {
+        return;
+    }
+    if !Path::new(PYTHON).exists() {
+        common::skip(
+            test,
+            "no /usr/bin/python3.11 (Debian: apt-get install python3.11)",
+        );
+        return;
+    }
+    let _lock = common::tracefs_lock();
+    // Calls `tock` every 20 ms for 4 s under a no-op profiler (see SCRIPT).
+    let script = "import sys, time\n\
+                  sys.setprofile(lambda f, e, a: None)\n\
+                  def tock():\n    time.sleep(0.02)\n\
+                  end = time.time() + 4\n\
+                  while time.time() < end:\n    tock()\n";
+    let mut py = Command::new(PYTHON)
+        .args(["-I", "-S", "-c", script])
+        .spawn()
+        .expect("start python");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = py.id().to_string();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(common::rprobe_bin())
+        .args([
+            "trace",
+            "-p",
+            &pid,
+            "--duration",
+            "1",
+            "sdt_python:function__entry arg2:string",
+        ])
+        .output()
+        .expect("run rprobe trace");
+    let _ = py.kill();
+    let _ = py.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", common::show_output(&out));
+    let tocks = script_events(&text, "function__entry")
+        .iter()
+        .filter(|r| r.arg("arg2").as_deref() == Some("\"tock\""))
+        .count();
+    // About 50 in a second; every event is from the process traced.
+    assert!(tocks >= 10, "{tocks} tock calls:\n{text}");
+    assert!(
+        script_events(&text, "function__entry")
+            .iter()
+            .all(|r| r.pid.to_string() == pid),
+        "{text}"
+    );
 }

@@ -94,15 +94,21 @@ fn rprobe_notes(path: &Path) -> Vec<Note> {
 }
 
 /// `fixtures/src/usdt_probe.c` built with `-O2 -g` (its notes need `sys/sdt.h`, Debian's
-/// `systemtap-sdt-dev`).
+/// `systemtap-sdt-dev`), once per test process: a build while another test runs the file
+/// would make that exec fail with ETXTBSY.
 fn usdt_fixture() -> PathBuf {
+    static FIXTURE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("usdt-{}", std::process::id()));
-    common::build_c_fixture(
-        "usdt_probe.c",
-        &["-O2", "-g", "-Wall", "-Wextra", "-Werror"],
-        &dir.join("usdt_probe"),
-    )
+    FIXTURE
+        .get_or_init(|| {
+            common::build_c_fixture(
+                "usdt_probe.c",
+                &["-O2", "-g", "-Wall", "-Wextra", "-Werror"],
+                &dir.join("usdt_probe"),
+            )
+        })
+        .clone()
 }
 
 #[test]
@@ -223,4 +229,98 @@ fn derived_uprobes_read_the_right_values_and_count_the_semaphore() {
     drop(inst);
     guard.delete_all();
     assert_eq!(run_fixture(&fixture, 2), "semaphore seen 0 of 2");
+}
+
+#[test]
+fn usdt_specs_without_a_match_say_what_exists() {
+    let fixture = usdt_fixture();
+    let fix = fixture.to_str().expect("utf-8");
+    let err = |args: &[&str]| {
+        let out = common::rprobe(args);
+        assert!(!out.status.success(), "{}", common::show_output(&out));
+        let e = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        e
+    };
+    let e = err(&["add", "-n", "-x", "/usr/bin/true", "sdt_x:y"]);
+    assert!(
+        e.contains("has no USDT probes (no .note.stapsdt section)"),
+        "{e}"
+    );
+    let e = err(&["add", "-n", "-x", fix, "sdt_rprobe_fix:works"]);
+    assert!(
+        e.contains("has no USDT probe sdt_rprobe_fix:works; it has "),
+        "{e}"
+    );
+    // Each name once, though `site` has two notes.
+    let listed = e.split_once("it has ").map_or("", |(_, l)| l);
+    let mut listed: Vec<&str> = listed
+        .split(": ")
+        .next()
+        .unwrap_or("")
+        .split(", ")
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "sdt_rprobe_fix:site",
+            "sdt_rprobe_fix:tick",
+            "sdt_rprobe_fix:work"
+        ],
+        "{e}"
+    );
+    assert!(e.contains("did you mean work?"), "{e}");
+    let e = err(&["add", "-n", "-x", fix, "sdt_rprobe:work"]);
+    assert!(
+        e.contains("no USDT provider 'rprobe'; its providers: rprobe_fix"),
+        "{e}"
+    );
+    let e = err(&["add", "-n", "sdt_rprobe_fix:work"]);
+    assert!(e.contains("a USDT probe lives in a user binary"), "{e}");
+    let e = err(&["add", "-n", "-x", fix, "sdt_rprobe_fix:work arg4:string"]);
+    assert!(e.contains("its arguments are arg1..arg3"), "{e}");
+    // What works: the note's arguments, retyped, at the note's site with its semaphore.
+    let out = common::rprobe(&["add", "-n", "-x", fix, "sdt_rprobe_fix:work arg3:string"]);
+    assert!(out.status.success(), "{}", common::show_output(&out));
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(line.starts_with("p:sdt_rprobe_fix/work "), "{line}");
+    assert!(
+        line.trim_end()
+            .ends_with(") arg1=%di:s32 arg2=%si:s64 arg3=+0(%dx):string"),
+        "{line}"
+    );
+}
+
+#[test]
+fn add_by_pid_finds_the_file_that_holds_the_probe() {
+    let python = "/usr/bin/python3.11";
+    if !Path::new(python).exists() {
+        eprintln!("note: {python} is not installed here; nothing to look up");
+        return;
+    }
+    let mut child = Command::new(python)
+        .args(["-I", "-S", "-c", "import time; time.sleep(20)"])
+        .spawn()
+        .expect("start python");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = child.id().to_string();
+    let found = common::rprobe(&["add", "-n", "-p", &pid, "sdt_python:function__entry"]);
+    let missing = common::rprobe(&["add", "-n", "-p", &pid, "sdt_nope:x"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found.status.success(), "{}", common::show_output(&found));
+    let line = String::from_utf8_lossy(&found.stdout).into_owned();
+    assert!(
+        line.starts_with("p:sdt_python/function__entry /usr/bin/python3.11:0x"),
+        "{line}"
+    );
+    assert!(!missing.status.success());
+    let e = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        e.contains(&format!(
+            "process {pid} maps no file with the USDT probe sdt_nope:x"
+        )),
+        "{e}"
+    );
 }

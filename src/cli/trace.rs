@@ -94,6 +94,45 @@ fn is_event_name(item: &str, tracefs: &crate::tracefs::Tracefs, binary: bool) ->
     }
 }
 
+/// Resolve `specs` into the session's group and add them (`tool` names the command in
+/// messages): user probes in `exec`, or for USDT specs with only `-p`, in the file the first
+/// process of `pid` maps that holds them. Returns the definitions added.
+pub(super) fn add_session_probes(
+    session: &mut ProbeSession,
+    tracefs: &crate::tracefs::Tracefs,
+    specs: &mut [probes::ProbeSpec],
+    exec: Option<&str>,
+    pid: Option<&str>,
+    tool: &str,
+) -> Result<Vec<probes::ProbeDef>> {
+    for s in specs.iter_mut() {
+        if s.group.is_some() {
+            bail!("'{}': probes of `rprobe {tool}` live in its own group; drop the GROUP: prefix (or create it with `rprobe add` and name the event)", s.text);
+        }
+        s.group = Some(session.group().to_string());
+    }
+    let features = tracefs.features().ok();
+    let mut opts = ResolveOptions {
+        existing: Default::default(),
+        force: false,
+        caps: features.as_ref().map(env::caps_from).unwrap_or_default(),
+    };
+    // -p PID without -x: USDT probes are looked up in the files the process maps.
+    let exec = match (exec, pid) {
+        (Some(x), _) => Some(x.to_string()),
+        (None, Some(p)) if specs.iter().any(probes::sdt::is_sdt) => {
+            let pid = parse_ids(p, "p")?.first().copied().unwrap_or(0);
+            let path = super::sdt::file_of_pid(pid as u32, specs)?;
+            Some(path.to_string_lossy().into_owned())
+        }
+        (None, _) => None,
+    };
+    let defs = resolve_defs(exec.as_deref(), None, None, specs, &mut opts, Some(tracefs))?;
+    let defs: Vec<_> = defs.into_iter().map(|(_, d)| d).collect();
+    session.add(&defs)?;
+    Ok(defs)
+}
+
 /// An in-memory perf.data with the attrs, ids and tracing data of the open events and no
 /// records: the replay session reads names and formats from it.
 fn session_file(
@@ -165,38 +204,14 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
         );
     }
     if !specs.is_empty() {
-        for s in &mut specs {
-            if s.group.is_some() {
-                bail!("'{}': probes of `rprobe trace` live in its own group; drop the GROUP: prefix (or create it with `rprobe add` and trace the event)", s.text);
-            }
-            s.group = Some(session.group().to_string());
-        }
-        let features = tracefs.features().ok();
-        let mut opts = ResolveOptions {
-            existing: Default::default(),
-            force: false,
-            caps: features.as_ref().map(env::caps_from).unwrap_or_default(),
-        };
-        // -p PID without -x: USDT probes are looked up in the files the process maps.
-        let exec = match (&args.exec, &args.pid) {
-            (Some(x), _) => Some(x.clone()),
-            (None, Some(p)) if specs.iter().any(probes::sdt::is_sdt) => {
-                let pid = parse_ids(p, "p")?.first().copied().unwrap_or(0);
-                let path = super::sdt::file_of_pid(pid as u32, &specs)?;
-                Some(path.to_string_lossy().into_owned())
-            }
-            (None, _) => None,
-        };
-        let defs = resolve_defs(
-            exec.as_deref(),
-            None,
-            None,
-            &specs,
-            &mut opts,
-            Some(&tracefs),
+        add_session_probes(
+            &mut session,
+            &tracefs,
+            &mut specs,
+            args.exec.as_deref(),
+            args.pid.as_deref(),
+            "trace",
         )?;
-        let defs: Vec<_> = defs.into_iter().map(|(_, d)| d).collect();
-        session.add(&defs)?;
     }
 
     // The events to open.

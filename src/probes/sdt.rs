@@ -202,11 +202,13 @@ fn no_match(
             format!("{hint}'rprobe sdt -x {path}' lists every probe"),
         );
     }
-    let mut names: Vec<String> = by_provider
-        .iter()
-        .map(|n| format!("sdt_{}:{}", n.provider, n.name))
-        .collect();
-    names.dedup();
+    let mut names: Vec<String> = Vec::new();
+    for n in by_provider {
+        let full = format!("sdt_{}:{}", n.provider, n.name);
+        if !names.contains(&full) {
+            names.push(full);
+        }
+    }
     let hint = did_you_mean(&suggest(name, by_provider.iter().map(|n| n.name.as_str())));
     let shown = names.len().min(12);
     let more = match names.len() - shown {
