@@ -217,10 +217,13 @@ pub(super) fn resolve_defs(
                         notes,
                         symbols: addrs,
                     };
-                    let d = probes::sdt::resolve_sdt(spec, &target, opts).with_context(|| {
+                    let r = probes::sdt::resolve_sdt(spec, &target, opts).with_context(|| {
                         format!("bad probe spec '{}'", spec.text.escape_debug())
                     })?;
-                    defs.extend(d.into_iter().map(|d| (i, d)));
+                    for why in &r.left_out {
+                        eprintln!("rprobe: note: {why}");
+                    }
+                    defs.extend(r.defs.into_iter().map(|d| (i, d)));
                     continue;
                 }
                 let target = Target::User {

@@ -17,7 +17,9 @@
 //!   string the pointer points to, `+0(%r12):string`), `NAME=argK[:TYPE]` also renames it,
 //!   `argK=FETCHARG` replaces it, and any other raw fetch arg (`$comm`, `+8(%sp):u32`) is
 //!   appended after the note's arguments. A note carries no types, so which argument is a
-//!   `char *` is the user's to say.
+//!   `char *` is the user's to say. A note argument with no fetch-arg form (gcc writes
+//!   `8@(%rcx,%rdx,8)` for `labels[i]`) is left out of the event and reported, unless
+//!   `argK=FETCHARG` fetches something in its place.
 //! - Several notes with one name (a probe macro expanded at several sites) become one event
 //!   with several probes where the kernel appends probes to an event (multi-probe, 5.4+)
 //!   and the sites' arguments have the same types; otherwise the later sites take `_1`,
@@ -54,13 +56,23 @@ fn provider_of(group: &str) -> &str {
     group.strip_prefix("sdt_").unwrap_or(group)
 }
 
+/// What [`resolve_sdt`] makes of a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdtProbes {
+    /// One definition per note site, in file order.
+    pub defs: Vec<ProbeDef>,
+    /// Note arguments with no fetch-arg form (indexed operands such as `8@(%rcx,%rdx,8)`),
+    /// left out of the event, one message each for the user.
+    pub left_out: Vec<String>,
+}
+
 /// Resolve a spec whose point is [`ProbePoint::Sdt`] into uprobe definitions, one per note
 /// matching it, in file order. Names chosen are added to `opts.existing`.
 pub fn resolve_sdt(
     spec: &ProbeSpec,
     target: &SdtTarget<'_>,
     opts: &mut ResolveOptions,
-) -> Result<Vec<ProbeDef>, SpecError> {
+) -> Result<SdtProbes, SpecError> {
     let ProbePoint::Sdt { provider, name } = &spec.point else {
         return Err(SpecError::whole(
             format!("'{}' is not a USDT probe", spec.point_text),
@@ -112,6 +124,7 @@ pub fn resolve_sdt(
         ));
     }
     let mut defs = Vec::new();
+    let mut left_out = Vec::new();
     for (prov, probe, sites) in events {
         let group = spec.group.clone().unwrap_or_else(|| format!("sdt_{prov}"));
         let base = spec.event.clone().unwrap_or_else(|| sanitize_name(probe));
@@ -149,7 +162,7 @@ pub fn resolve_sdt(
                 }
                 (_, Some(off)) => Some(off),
             };
-            let args = site_args(spec, note, &what, target.symbols, opts)?;
+            let args = site_args(spec, note, &what, target.symbols, opts, &mut left_out)?;
             let shape: Vec<ArgShape> = args
                 .iter()
                 .map(|a| (a.name.clone(), a.ty.clone()))
@@ -177,7 +190,7 @@ pub fn resolve_sdt(
             defs.push(def);
         }
     }
-    Ok(defs)
+    Ok(SdtProbes { defs, left_out })
 }
 
 /// Why nothing matched, with what the file has.
@@ -235,6 +248,7 @@ fn site_args(
     what: &str,
     symbols: &dyn SymbolAddrs,
     opts: &ResolveOptions,
+    left_out: &mut Vec<String>,
 ) -> Result<Vec<DefArg>, SpecError> {
     let converted = convert_args(&note.args, symbols, note.bias);
     let count = converted.len();
@@ -342,14 +356,16 @@ fn site_args(
     for (i, s) in slots.into_iter().enumerate() {
         match s {
             Ok(d) => args.push(d),
+            // Left out, as perf does (perf leaves out all of them then), and said.
             Err((text, reason)) => {
-                return Err(SpecError::whole(
-                    format!("arg{} of {what} is '{text}': {reason}", i + 1),
-                    format!(
-                        "fetch something else in its place with arg{}=FETCHARG",
-                        i + 1
-                    ),
-                ))
+                let why = format!(
+                    "arg{k} of {what} ('{text}') is left out: {reason}; arg{k}=FETCHARG fetches \
+                     something in its place",
+                    k = i + 1
+                );
+                if !left_out.contains(&why) {
+                    left_out.push(why);
+                }
             }
         }
     }
@@ -420,6 +436,7 @@ mod tests {
             symbols: &addrs,
         };
         Ok(resolve_sdt(&spec, &target, opts)?
+            .defs
             .iter()
             .map(ProbeDef::line)
             .collect())
@@ -568,20 +585,50 @@ mod tests {
     }
 
     #[test]
-    fn unfetchable_note_args_are_named_and_can_be_replaced() {
+    fn unfetchable_note_args_are_left_out_said_and_can_be_replaced() {
+        // gcc -O1 writes `labels[i]` as an indexed operand (the lab fixture lab_usdt.c).
         let mut notes = python_notes();
-        notes[0].args = "-8@8(%rax,%rbx,8) 4@%edx".into();
+        notes[0].args = "-4@%edi -8@%rsi 8@(%rcx,%rdx,8)".into();
+        notes.push(SdtNote {
+            pc: notes[0].pc + 0x40,
+            file_offset: notes[0].file_offset.map(|o| o + 0x40),
+            ..notes[0].clone()
+        });
+        let spec = parse_spec("sdt_python:gc__done").unwrap();
+        let addrs = ElfAddrs::default();
+        let target = SdtTarget {
+            path: PY,
+            notes: &notes,
+            symbols: &addrs,
+        };
+        let r = resolve_sdt(&spec, &target, &mut ResolveOptions::default()).unwrap();
+        assert_eq!(r.defs.len(), 2);
+        assert!(
+            r.defs[0].line().ends_with(") arg1=%di:s32 arg2=%si:s64"),
+            "{r:?}"
+        );
+        // One message for both sites.
+        assert_eq!(
+            r.left_out,
+            [
+                "arg3 of sdt_python:gc__done ('8@(%rcx,%rdx,8)') is left out: indexed operands \
+              (base, index, scale) have no fetch-arg form; arg3=FETCHARG fetches something in \
+              its place"
+            ]
+        );
         let mut opts = ResolveOptions::default();
-        let e = lines_with(&notes, "sdt_python:gc__done", &mut opts)
+        let e = lines_with(&notes, "sdt_python:gc__done arg3:string", &mut opts)
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("arg1 of sdt_python:gc__done is '-8@8(%rax,%rbx,8)': indexed"),
+            e.contains("arg3 of sdt_python:gc__done ('8@(%rcx,%rdx,8)') cannot be fetched"),
             "{e}"
         );
-        assert!(e.contains("arg1=FETCHARG"), "{e}");
-        let l = lines_with(&notes, "sdt_python:gc__done arg1=+8(%ax):s64", &mut opts).unwrap();
-        assert!(l[0].ends_with("arg1=+8(%ax):s64 arg2=%dx:u32"), "{l:?}");
+        let l = lines_with(&notes, "sdt_python:gc__done arg3=+8(%ax):s64", &mut opts).unwrap();
+        assert!(
+            l[0].ends_with("arg1=%di:s32 arg2=%si:s64 arg3=+8(%ax):s64"),
+            "{l:?}"
+        );
     }
 
     #[test]
