@@ -631,6 +631,22 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_note_or_spec_args(
+            note_args in "[-0-9@%a-z(),$+ ]{0,40}",
+            spec_args in "[-0-9a-z=:%()+$ ]{0,30}",
+        ) {
+            let mut notes = python_notes();
+            notes[0].args = note_args;
+            let _ = lines_with(
+                &notes,
+                &format!("sdt_python:gc__done {spec_args}"),
+                &mut ResolveOptions::default(),
+            );
+        }
+    }
+
     #[test]
     fn taken_names_need_force() {
         let mut opts = ResolveOptions::default();
