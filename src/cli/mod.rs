@@ -98,10 +98,28 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
-            eprintln!("rprobe: {e:#}");
+            eprintln!("rprobe: {}", one_line(&e));
             1
         }
     }
+}
+
+/// The error and its causes on one line, `a: b: c`, leaving out a cause whose text the line
+/// already holds (errors that name their OS error in their own message, like
+/// `TracefsError::Read`, also return it as their source; printing both said it twice).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -109,4 +127,34 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+    use anyhow::Context;
+
+    #[test]
+    fn one_line_keeps_every_cause_once() {
+        let os = std::io::Error::from_raw_os_error(1);
+        let inner = crate::tracefs::TracefsError::Read {
+            path: "/sys/kernel/tracing/x".into(),
+            source: os,
+        };
+        let e = Err::<(), _>(inner).context("listing probes").unwrap_err();
+        let line = one_line(&e);
+        assert_eq!(line.matches("Operation not permitted").count(), 1, "{line}");
+        assert!(
+            line.starts_with("listing probes: cannot read /sys/kernel/tracing/x"),
+            "{line}"
+        );
+
+        let e = Err::<(), _>(std::io::Error::from_raw_os_error(2))
+            .context("opening perf.data")
+            .unwrap_err();
+        assert_eq!(
+            one_line(&e),
+            "opening perf.data: No such file or directory (os error 2)"
+        );
+    }
 }
