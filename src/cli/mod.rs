@@ -12,6 +12,7 @@ mod flamegraph;
 mod ftrace;
 mod funcs;
 mod list;
+mod live;
 mod record;
 mod report;
 mod script;
