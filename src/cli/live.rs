@@ -86,7 +86,7 @@ pub(super) struct Live {
     pub tracefs: Tracefs,
     /// The events, session probes first.
     pub kinds: Vec<EventKind>,
-    signals: StopSignals,
+    signals: Option<StopSignals>,
     /// What the events watch.
     pub scope: Scope,
     watched: Vec<i32>,
@@ -107,9 +107,16 @@ fn is_event_name(item: &str, tracefs: &Tracefs) -> bool {
 }
 
 impl Live {
-    /// Checks the arguments, adds the probes, resolves the events, parks the command and
-    /// opens the events (disabled). Nothing is left behind when this fails.
+    /// [`Live::prepare`] then [`Live::open_target`].
     pub fn open(spec: &LiveSpec<'_>) -> Result<Live> {
+        let mut live = Live::prepare(spec)?;
+        live.open_target(spec)?;
+        Ok(live)
+    }
+
+    /// Checks the arguments, adds the probes and resolves the events; no target yet.
+    /// Nothing is left behind when this fails, or when the result is dropped.
+    pub fn prepare(spec: &LiveSpec<'_>) -> Result<Live> {
         if spec.pages == 0 || !spec.pages.is_power_of_two() {
             bail!(
                 "-m {}: the ring buffer size must be a power of two number of pages",
@@ -208,8 +215,28 @@ impl Live {
             }
         }
 
+        Ok(Live {
+            recorder: None,
+            child: None,
+            session: None,
+            tracefs,
+            kinds,
+            signals: None,
+            scope: Scope::AllCpus,
+            watched: Vec::new(),
+            command: spec.command.to_vec(),
+            duration: spec.duration,
+            what: String::new(),
+        })
+    }
+
+    /// Parks the command (or finds the processes of `-p`) and opens the events, disabled,
+    /// with rings when [`LiveSpec::rings`] asks for them.
+    pub fn open_target(&mut self, spec: &LiveSpec<'_>) -> Result<()> {
+        let kinds = &self.kinds;
+        let tracefs = &self.tracefs;
         // The target.
-        let signals = StopSignals::block().context("cannot set up signal handling")?;
+        self.signals = Some(StopSignals::block().context("cannot set up signal handling")?);
         let child = if spec.command.is_empty() {
             None
         } else {
@@ -256,24 +283,27 @@ impl Live {
                     user_only: false,
                 };
                 Some(Recorder::open(&specs_open, &scope, &opts).map_err(|e| {
-                    explain_open(&e, &specs_open, Some(&tracefs), specs_open.len() + 1)
+                    explain_open(&e, &specs_open, Some(tracefs), specs_open.len() + 1)
                 })?)
             } else {
                 None
             };
-        Ok(Live {
-            tracefs,
-            session: None,
-            kinds,
-            recorder,
-            signals,
-            child,
-            scope,
-            watched,
-            command: spec.command.to_vec(),
-            duration: spec.duration,
-            what,
-        })
+        self.recorder = recorder;
+        self.child = child;
+        self.scope = scope;
+        self.watched = watched;
+        self.what = what;
+        Ok(())
+    }
+
+    /// The parked command's pid.
+    pub fn child_pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.pid)
+    }
+
+    /// The processes `-p` named.
+    pub fn watched(&self) -> &[i32] {
+        &self.watched
     }
 
     /// The tracepoints and probe events among the events, as (group, event).
@@ -385,13 +415,15 @@ impl Live {
             .as_ref()
             .map(Recorder::poll_fds)
             .unwrap_or_default();
-        fds.push(self.signals.raw_fd());
-        let mut buf = Vec::with_capacity(1 << 20);
-        let mut out = Outcome {
-            stop: None,
-            lost: 0,
-            tail: Ok(()),
+        let Some(signals) = &self.signals else {
+            return (
+                out_empty(),
+                Err(anyhow!("the events were not opened (Live::open_target)")),
+            );
         };
+        fds.push(signals.raw_fd());
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut out = out_empty();
         let mut result: Result<()> = Ok(());
         while out.stop.is_none() {
             let now = Instant::now();
@@ -406,7 +438,7 @@ impl Live {
                     break;
                 }
             };
-            while let Ok(Some(sig)) = self.signals.read() {
+            while let Ok(Some(sig)) = signals.read() {
                 if sig != Stop::Child {
                     out.stop = Some(sig.name().to_string());
                 }
@@ -430,7 +462,7 @@ impl Live {
                 !ready.get(i - 1).is_some_and(|r| r.hangup)
             });
             fds.extend(sig_fd);
-            let mut step = self.drain(&mut buf, &mut out.lost, sink);
+            let mut step = drain(&mut self.recorder, &mut buf, &mut out.lost, sink);
             if out.stop.is_none() && next_tick.is_some_and(|t| Instant::now() >= t) {
                 if let (Some(t), Some(i)) = (&mut next_tick, interval) {
                     while *t <= Instant::now() {
@@ -451,23 +483,8 @@ impl Live {
         if let Some(r) = &self.recorder {
             r.disable();
         }
-        out.tail = self.drain(&mut buf, &mut out.lost, sink);
+        out.tail = drain(&mut self.recorder, &mut buf, &mut out.lost, sink);
         (out, result)
-    }
-
-    fn drain(
-        &mut self,
-        buf: &mut Vec<u8>,
-        lost: &mut u64,
-        sink: &mut dyn FnMut(Step<'_>) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        let Some(r) = &mut self.recorder else {
-            return Ok(());
-        };
-        buf.clear();
-        let _ = r.drain(buf);
-        *lost += count_lost(buf);
-        sink(Step::Records(buf))
     }
 
     /// Ends the command, closes the events and removes the session's probes.
@@ -481,6 +498,30 @@ impl Live {
             Some(s) => s.close().context("cannot remove the session's probes"),
             None => Ok(()),
         }
+    }
+}
+
+/// One drain of every ring into `sink`.
+fn drain(
+    recorder: &mut Option<Recorder>,
+    buf: &mut Vec<u8>,
+    lost: &mut u64,
+    sink: &mut dyn FnMut(Step<'_>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let Some(r) = recorder else {
+        return Ok(());
+    };
+    buf.clear();
+    let _ = r.drain(buf);
+    *lost += count_lost(buf);
+    sink(Step::Records(buf))
+}
+
+fn out_empty() -> Outcome {
+    Outcome {
+        stop: None,
+        lost: 0,
+        tail: Ok(()),
     }
 }
 
