@@ -1026,6 +1026,15 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
         (_, Ok(())) => true,
     };
     if use_bpf {
+        if let Err(e) = crate::aggregate::bpf::engine::check_bpf() {
+            if want == Want::Bpf {
+                bail!("--bpf: {e}");
+            }
+            eprintln!("rprobe stat: counting in user space: {e}");
+            use_bpf = false;
+        }
+    }
+    if use_bpf {
         spec.rings = false;
     }
     live.open_target(&spec)?;
@@ -1331,16 +1340,15 @@ fn run_user(
     drop(script);
     let events = agg.events;
     let closed = live.close();
-    let text = printer.render(
+    let printed = print_end(
+        printer,
+        out,
+        interval,
+        &last,
         &agg.tables,
-        false,
-        start.elapsed().as_secs_f64(),
+        start,
         outcome.lost,
     );
-    if interval.is_some() && !printer.json {
-        let _ = writeln!(out, "Total over {:.1} s:", start.elapsed().as_secs_f64());
-    }
-    let printed = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     eprintln!(
         "rprobe stat: {events} events, lost {}{}",
         outcome.lost,
@@ -1353,6 +1361,30 @@ fn run_user(
         eprintln!("rprobe stat: the kernel lost {} records: counts are short by that many (use a larger -m, or --bpf)", outcome.lost);
     }
     Ok(())
+}
+
+/// The end of a run: with `-i`, the last (partial) interval, so that the intervals add up
+/// to the total; then the whole run's tables.
+fn print_end(
+    printer: &Printer,
+    out: &mut dyn Write,
+    interval: Option<Duration>,
+    last: &Tables,
+    total: &Tables,
+    start: Instant,
+    lost: u64,
+) -> std::io::Result<()> {
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut text = String::new();
+    if interval.is_some() {
+        text.push_str(&printer.render(&total.since(last), true, elapsed, lost));
+        if !printer.json {
+            let _ = writeln!(text, "Total over {elapsed:.1} s:");
+        }
+    }
+    text.push_str(&printer.render(total, false, elapsed, lost));
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 fn lost_in(buf: &[u8]) -> u64 {
@@ -1528,11 +1560,7 @@ fn run_bpf(
     // The programs' events close before the probes are removed.
     drop(bpf);
     let closed = live.close();
-    if interval.is_some() && !printer.json {
-        let _ = writeln!(out, "Total over {:.1} s:", start.elapsed().as_secs_f64());
-    }
-    let text = printer.render(&tables, false, start.elapsed().as_secs_f64(), 0);
-    let printed = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    let printed = print_end(printer, out, interval, &last, &tables, start, 0);
     eprintln!(
         "rprobe stat: {events} events counted in the kernel{}",
         outcome.stop.map(|r| format!(" ({r})")).unwrap_or_default()
@@ -1612,6 +1640,32 @@ mod tests {
         assert_eq!(d.counts.get(&[KeyPart::UInt(2)]), 1);
         assert_eq!(d.counts.total(), 3);
         assert_eq!(d.latency.total(), 1);
+    }
+
+    #[test]
+    fn a_refused_program_leaves_its_log_in_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.log");
+        let e = EngineError::Load {
+            source: crate::sys::bpf::LoadError {
+                error: crate::sys::SyscallError {
+                    call: "bpf(BPF_PROG_LOAD)".into(),
+                    source: std::io::Error::from_raw_os_error(libc::EACCES),
+                },
+                log: "0: (bf) r0 = r2\nR2 !read_ok\nprocessed 1 insns\n".into(),
+            },
+        };
+        let line = explain_bpf(&e, Some(&path)).expect("explained");
+        assert_eq!(
+            line,
+            format!(
+                "the verifier refused rprobe's program (R2 !read_ok); its log is in {}",
+                path.display()
+            )
+        );
+        assert!(std::fs::read_to_string(&path)
+            .expect("log")
+            .contains("r0 = r2"));
     }
 
     #[test]

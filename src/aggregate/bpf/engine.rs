@@ -89,6 +89,12 @@ pub fn refusal_hint(errno: Option<i32>) -> String {
     }
 }
 
+/// Whether `bpf(2)` works here: creates (and drops) a one-entry map, so that a refusal is
+/// known before any event is opened.
+pub fn check_bpf() -> Result<(), EngineError> {
+    create_map(8, 1).map(drop)
+}
+
 /// A loaded program and its map.
 #[derive(Debug)]
 pub struct Engine {
