@@ -778,7 +778,14 @@ fn plan_mode(args: &StatArgs, tracefs_has: &dyn Fn(&str) -> bool) -> Result<(Mod
     // `--count SPEC` with no keys: clap took the spec as the key list.
     if let Some(c) = &count {
         let keys_like = c.split(',').all(|k| is_ident(k.trim()));
-        if !c.is_empty() && (!keys_like || (items.is_empty() && args.latency.is_none())) {
+        let pseudo = c.split(',').all(|k| {
+            matches!(
+                k.trim().trim_start_matches('$'),
+                "comm" | "pid" | "tid" | "stack"
+            )
+        });
+        let lone = items.is_empty() && args.latency.is_none() && !pseudo;
+        if !c.is_empty() && (!keys_like || lone) {
             items.insert(0, c.clone());
             count = Some(String::new());
         }
