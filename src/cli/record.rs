@@ -449,7 +449,7 @@ fn add_usdt_events(
     let Some(s) = session.as_mut() else {
         bail!("no probe session")
     };
-    let defs = super::trace::add_session_probes(
+    let defs = super::live::add_session_probes(
         s,
         tracefs,
         &mut spec,
