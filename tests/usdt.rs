@@ -4,7 +4,8 @@
 //! enabled), and USDT specs (issue #9): dry-run lines against `perf probe -D`; `rprobe trace
 //! -x python3.11 'sdt_python:function__entry arg1:string arg2:string'` shows a script's
 //! calls in order (and the same probe without its semaphore never fires); a probe on
-//! libstdc++'s `throw` note counts exactly the exceptions a C++ fixture throws; the fixture's
+//! libstdc++'s `throw` note counts exactly the exceptions a C++ fixture throws (`trace`, and
+//! `stat` in both engines); the fixture's
 //! probes read the right values, one name at two sites is one event; `add` + `record -e`,
 //! `record -x -e SPEC` and `trace -p PID`.
 
@@ -509,17 +510,61 @@ fn python_probe_without_its_semaphore_never_fires() {
     assert!(hits.is_empty(), "fired without its semaphore:\n{trace}");
 }
 
+/// `fixtures/src/usdt_throw.cc` built with `-O2 -g`, once per test process.
+fn throw_fixture() -> PathBuf {
+    static FIXTURE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            common::build_cxx_fixture(
+                "usdt_throw.cc",
+                &["-O2", "-g", "-Wall", "-Wextra", "-Werror"],
+                &work_dir("throw").join("usdt_throw"),
+            )
+        })
+        .clone()
+}
+
+#[test]
+fn stat_counts_the_fixtures_exceptions_by_type() {
+    let Some(_lock) = live_locked("usdt::stat_counts_the_fixtures_exceptions_by_type") else {
+        return;
+    };
+    let fixture = throw_fixture();
+    let fix = fixture.to_str().expect("utf-8");
+    // User-space counting, then in the kernel where BPF is allowed.
+    for engine in [None, Some("--bpf=auto")] {
+        let mut args = vec![
+            "stat",
+            "-x",
+            LIBSTDCXX,
+            "sdt_libstdcxx:throw tname=+0(+8(%si)):string",
+            "--count",
+            "tname",
+        ];
+        args.extend(engine);
+        args.extend(["--", fix, "9"]);
+        let out = rprobe_timed(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        //    COUNT  tname
+        //        5  St13runtime_error
+        let count = |name: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(name))
+                .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
+        };
+        assert_eq!(count("St13runtime_error"), Some(5), "{engine:?}: {text}");
+        assert_eq!(count("4Oops"), Some(4), "{engine:?}: {text}");
+        assert!(text.contains("total 9 in 2 keys"), "{engine:?}: {text}");
+    }
+}
+
 #[test]
 fn libstdcxx_throw_counts_exactly_the_fixtures_exceptions() {
     let Some(_lock) = live_locked("usdt::libstdcxx_throw_counts_exactly_the_fixtures_exceptions")
     else {
         return;
     };
-    let fixture = common::build_cxx_fixture(
-        "usdt_throw.cc",
-        &["-O2", "-g", "-Wall", "-Wextra", "-Werror"],
-        &work_dir("throw").join("usdt_throw"),
-    );
+    let fixture = throw_fixture();
     let fix = fixture.to_str().expect("utf-8");
     // The note's arg2 (%rsi) is the std::type_info; its name pointer is at +8.
     let spec = "%sdt_libstdcxx:throw tname=+0(+8(%si)):string";
