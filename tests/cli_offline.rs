@@ -321,7 +321,7 @@ fn help_explains_itself_with_examples() {
     let t = fake_tracefs();
     let top = rprobe(t.path(), &["--help"]);
     assert!(stdout(&top).contains("Examples:"), "{}", stdout(&top));
-    for cmd in ["add", "list", "del", "funcs", "doctor"] {
+    for cmd in ["add", "list", "del", "funcs", "doctor", "stat"] {
         let o = rprobe(t.path(), &[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}");
         let text = stdout(&o);
@@ -579,4 +579,138 @@ fn user_arguments_from_dwarf_agree_with_gdb() {
             stderr(&o)
         );
     }
+}
+
+/// A fake tree with `sched:sched_switch` (the real 6.18 format), readable by everyone.
+fn stat_tracefs() -> tempfile::TempDir {
+    let t = fake_tracefs();
+    let dir = t.path().join("events/sched/sched_switch");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let format = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tracefs/sched_switch.format");
+    std::fs::copy(format, dir.join("format")).expect("format");
+    std::fs::write(dir.join("id"), "372\n").expect("id");
+    use std::os::unix::fs::PermissionsExt;
+    for d in [
+        t.path().to_path_buf(),
+        t.path().join("events"),
+        t.path().join("events/sched"),
+        dir,
+    ] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    t
+}
+
+#[test]
+fn stat_bad_input_is_one_line_and_names_the_fix() {
+    let t = stat_tracefs();
+    let ev = "sched:sched_switch";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["stat", ev, "--count", "prev_comm,nope"],
+            "--count nope: sched:sched_switch has no field 'nope'; its fields: prev_comm, prev_pid, prev_prio, prev_state, next_comm, next_pid, next_prio; and comm, pid, tid, stack",
+        ),
+        (
+            vec!["stat", ev, "--hist", "prev_comm"],
+            "--hist prev_comm: sched:sched_switch's prev_comm is not a number (char prev_comm[16]); histogram a numeric field (prev_pid, prev_prio, prev_state, next_pid, next_prio), or count it: --count prev_comm",
+        ),
+        (
+            vec!["stat", ev, "--hist", "prev_pid", "--by", "nope"],
+            "--by nope: sched:sched_switch has no field 'nope'",
+        ),
+        (
+            vec!["stat", "--latency", ev],
+            "--latency sched:sched_switch: unpaired; give the entry and the exit event as ENTRY,EXIT (e.g. sched:sched_wakeup,sched:sched_switch)",
+        ),
+        (
+            vec!["stat", "--latency", "sched:sched_switch,sched:sched_switch"],
+            "unpaired; give two different events",
+        ),
+        (
+            vec!["stat", "--latency", "work%return"],
+            "--latency work%return: unpaired; give ENTRY,EXIT",
+        ),
+        (
+            vec!["stat", ev, "--by", "comm"],
+            "--by KEY needs --hist FIELD",
+        ),
+        (
+            vec!["stat", ev, "--count", "comm", "--hist", "prev_pid"],
+            "give one of them",
+        ),
+        (vec!["stat", ev, "--bpf=maybe"], "--bpf=maybe: give --bpf"),
+        (vec!["stat", ev, "--unit", "hours", "--latency", "a,b"], "--unit hours: give nsecs, usecs or msecs"),
+        (vec!["stat", ev, "-i", "0"], "-i 0: give a positive number of seconds"),
+        (vec!["stat", "--count", "comm"], "no event given"),
+    ];
+    let before = std::fs::read_to_string(t.path().join("uprobe_events")).expect("read");
+    for (args, needle) in cases {
+        let o = rprobe(t.path(), &args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: wanted {needle:?} in {err:?}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("uprobe_events")).expect("read"),
+            before
+        );
+    }
+}
+
+/// `--bpf` where bpf(2) is refused (an unprivileged user: kernel.unprivileged_bpf_disabled)
+/// says why and what to do; `--bpf=auto` falls back with one line.
+#[test]
+fn stat_bpf_refused_says_why() {
+    if !nix::unistd::Uid::effective().is_root() {
+        common::skip(
+            "cli_offline::stat_bpf_refused_says_why",
+            "needs root to become nobody",
+        );
+        return;
+    }
+    let t = stat_tracefs();
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_rprobe"))
+            .args(args)
+            .env("RPROBE_TRACEFS", t.path())
+            .output()
+            .expect("run setpriv")
+    };
+    let o = nobody(&[
+        "stat",
+        "sched:sched_switch",
+        "--count",
+        "prev_comm",
+        "--bpf",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("rprobe: --bpf: bpf(")
+            && err.contains("BPF needs CAP_BPF and CAP_PERFMON (or root)")
+            && err.contains("the user-space engine (without --bpf) needs none of this"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // The fallback says so in one line, then goes on in user space (and fails there on
+    // the fake tree's event, which is not the kernel's).
+    let o = nobody(&[
+        "stat",
+        "sched:sched_switch",
+        "--count",
+        "prev_comm",
+        "--bpf=auto",
+    ]);
+    let err = stderr(&o);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("rprobe stat: counting in user space: bpf(")
+            && first.contains("BPF needs CAP_BPF"),
+        "{err}"
+    );
 }

@@ -21,9 +21,13 @@ Examples:
   rprobe add -n --vmlinux vmlinux-6.1 'vfs_read+4 count'            # locations from DWARF
   rprobe add -x ./server 'handle:3 total' -a 'server.c:120 req->len'  # source lines
   rprobe add -x ./server 'handle;total+=* total'                     # lines matching a glob
+  rprobe add -x python3 'sdt_python:function__entry arg1:string arg2:string'  # USDT, strings
+  rprobe add -p 1234 %sdt_libstdcxx:throw                             # USDT of a process's library
 
 Spec: [[GROUP:]EVENT=]FUNC[@FILE][+OFFS|%return|:RLN|;PATTERN] [[NAME=]ARG[:TYPE]]...
       [[GROUP:]EVENT=][@]FILE:LINE|FILE;PATTERN [[NAME=]ARG[:TYPE]]...   (need DWARF)
+      [[GROUP:]EVENT=][%]sdt_PROVIDER:NAME [[NAME=]argK[:TYPE]] [[NAME=]FETCHARG]...  (USDT:
+        the note's arguments are arg1..argN; argK:string reads the string argK points to)
   ARG:  %REG  +OFFS(ARG)  -OFFS(ARG)  +uOFFS(ARG)  $retval  $stackN  $stack  $comm  $argN
         @ADDR  @SYM[+OFFS]  @+FILEOFF  \\IMM  \\\"STR\"  arg1..arg6 (SysV argument registers)
         kernel: PARAM, PARAM->field.field[N], $params (from BTF at function entry, or
@@ -40,6 +44,10 @@ pub struct AddArgs {
     /// directories) instead of the kernel.
     #[arg(short = 'x', long = "exec", value_name = "PATH")]
     exec: Option<String>,
+    /// USDT specs: the file mapped by this process that holds the named probes (instead of
+    /// -x PATH).
+    #[arg(short = 'p', long = "pid", value_name = "PID", conflicts_with = "exec")]
+    pid: Option<u32>,
     /// Print the definition lines that would be written, and write nothing.
     #[arg(short = 'n', long = "dry-run")]
     dry_run: bool,
@@ -95,7 +103,17 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
         force: args.force,
         caps: features.as_ref().map(env::caps_from).unwrap_or_default(),
     };
-    let kind = if args.exec.is_some() {
+    // -p PID: the mapped file that holds the USDT probes named.
+    let exec = match (&args.exec, args.pid) {
+        (Some(x), _) => Some(x.clone()),
+        (None, Some(pid)) => Some(
+            super::sdt::file_of_pid(pid, &parsed)?
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        (None, None) => None,
+    };
+    let kind = if exec.is_some() || parsed.iter().all(probes::sdt::is_sdt) {
         ProbeKind::Uprobe
     } else {
         ProbeKind::Kprobe
@@ -116,7 +134,7 @@ pub fn run(args: &AddArgs, out: &mut dyn Write) -> Result<()> {
     }
 
     let defs = resolve_defs(
-        args.exec.as_deref(),
+        exec.as_deref(),
         args.btf.as_deref(),
         args.vmlinux.as_deref(),
         &parsed,
@@ -188,7 +206,26 @@ pub(super) fn resolve_defs(
             let path_str = path.to_string_lossy().into_owned();
             let maps = env::DebugMaps::open(&path)?;
             let dwarf = maps.dwarf();
+            let usdt = match parsed.iter().any(probes::sdt::is_sdt) {
+                true => Some(super::sdt::read_notes(&path)?),
+                false => None,
+            };
             for (i, spec) in parsed.iter().enumerate() {
+                if let (Some((notes, addrs)), true) = (&usdt, probes::sdt::is_sdt(spec)) {
+                    let target = probes::sdt::SdtTarget {
+                        path: &path_str,
+                        notes,
+                        symbols: addrs,
+                    };
+                    let r = probes::sdt::resolve_sdt(spec, &target, opts).with_context(|| {
+                        format!("bad probe spec '{}'", spec.text.escape_debug())
+                    })?;
+                    for why in &r.left_out {
+                        eprintln!("rprobe: note: {why}");
+                    }
+                    defs.extend(r.defs.into_iter().map(|d| (i, d)));
+                    continue;
+                }
                 let target = Target::User {
                     path: &path_str,
                     symbols: &symbols,

@@ -46,6 +46,7 @@ pub fn caps_from(f: &Features) -> Caps {
         ret_arg_n: f.arg_n,
         pd: f.pd_type,
         multiprobe: f.multiprobe,
+        ref_ctr: f.ref_ctr_offset,
     }
 }
 

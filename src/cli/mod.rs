@@ -12,10 +12,12 @@ mod flamegraph;
 mod ftrace;
 mod funcs;
 mod list;
+mod live;
 mod record;
 mod report;
 mod script;
 mod sdt;
+mod stat;
 mod trace;
 mod vars;
 
@@ -37,7 +39,8 @@ Examples:
   rprobe script -i perf.data                             replay as `perf script` prints it
   rprobe flamegraph -o flame.svg                         stacks as an SVG flame graph
   rprobe report -g                                       overhead per symbol, with callers
-  rprobe trace 'vfs_read file->f_path.dentry->d_name.name:string'   probe, stream, clean up";
+  rprobe trace 'vfs_read file->f_path.dentry->d_name.name:string'   probe, stream, clean up
+  rprobe stat --latency sched:sched_wakeup,sched:sched_switch   run-queue latency histogram";
 
 /// rprobe: a Linux tracer that needs no compiled BPF.
 ///
@@ -65,6 +68,7 @@ enum Command {
     Flamegraph(flamegraph::FlamegraphArgs),
     Report(report::ReportArgs),
     Trace(trace::TraceArgs),
+    Stat(stat::StatArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -92,6 +96,7 @@ pub fn main() -> i32 {
         Command::Flamegraph(a) => flamegraph::run(&a, &mut out),
         Command::Report(a) => report::run(&a, &mut out),
         Command::Trace(a) => trace::run(&a, &mut out),
+        Command::Stat(a) => stat::run(&a, &mut out),
     };
     let flushed = out.flush();
     match result.and_then(|()| flushed.map_err(anyhow::Error::from)) {

@@ -11,6 +11,7 @@ use crate::perf::stream::StreamStats;
 use crate::perf::writer::{Features, PerfDataWriter};
 use crate::perf::{ring, synth, tracing_data};
 use crate::probes::resolve::{glob_match, suggest};
+use crate::probes::session::ProbeSession;
 use crate::replay::unwind::StackTrimmer;
 use crate::sys::perf_event::{self as pe, Child, Signal, Signals};
 use crate::tracefs::{Tracefs, TracefsError};
@@ -30,6 +31,7 @@ Examples:
   rprobe record -e 'syscalls:sys_enter_openat' --filter 'common_pid != 1' -a
   rprobe record -e 'sched:*' -p 1234 -o sched.data
   rprobe record -e page-faults -c 1 -t 4321
+  rprobe record -x python3 -e 'sdt_python:function__entry arg1:string arg2:string' -- python3 app.py
 Then: perf script -i perf.data, perf report -i perf.data --stdio.
 
 Events: GROUP:EVENT tracepoints and probe events (globs allowed), cpu-clock, task-clock,
@@ -47,6 +49,11 @@ pub struct RecordArgs {
     /// A tracefs filter expression for the -e before it (tracepoints and probe events).
     #[arg(long, value_name = "EXPR")]
     pub filter: Vec<String>,
+    /// The binary or library of USDT events (`-e 'sdt_PROVIDER:NAME [ARGS]'` that name no
+    /// existing event), probed for this recording only; with -p and no -x, the file the
+    /// process maps that holds them.
+    #[arg(short = 'x', long = "exec", value_name = "PATH")]
+    pub exec: Option<String>,
     /// Record every CPU (the default without -p, -t or a command).
     #[arg(short = 'a', long = "all-cpus")]
     pub all_cpus: bool,
@@ -437,13 +444,75 @@ impl Status {
     }
 }
 
+/// Whether an -e names a USDT probe to create (`sdt_PROVIDER:NAME [ARGS]`, `%...`) rather
+/// than an existing event: perf's spelling, so an event `rprobe add` made is recorded as is.
+fn is_usdt_spec(name: &str, tracefs: &mut Option<Tracefs>) -> Result<bool> {
+    let sdt_like = name.starts_with('%') || (name.starts_with("sdt_") && name.contains(':'));
+    if !sdt_like {
+        return Ok(false);
+    }
+    if tracefs.is_none() {
+        *tracefs = Some(env::open_tracefs()?);
+    }
+    let exists = match (tracefs.as_ref(), name.split_once(':')) {
+        (Some(t), Some((g, e))) if !name.contains([' ', '%', '*', '?', '[']) => {
+            t.event_exists(g, e)
+        }
+        _ => false,
+    };
+    Ok(!exists)
+}
+
+/// USDT -e specs become probes of a session group `rprobe_<pid>`, removed when the
+/// recording ends; the names of the events made for `name`.
+fn add_usdt_events(
+    args: &RecordArgs,
+    name: &str,
+    tracefs: &Tracefs,
+    session: &mut Option<ProbeSession>,
+) -> Result<Vec<String>> {
+    let mut spec = [crate::probes::parse_spec(name)
+        .with_context(|| format!("bad probe spec '{}'", name.escape_debug()))?];
+    if args.exec.is_none() && args.pid.is_none() {
+        bail!("-e '{name}' is a USDT probe: name its binary or library with -x PATH (or the process with -p PID); 'rprobe sdt -x PATH' lists them");
+    }
+    if session.is_none() {
+        let me = std::process::id();
+        let (s, sweep) =
+            ProbeSession::start(tracefs, me, &|p| crate::sys::spawn::process_exists(p))?;
+        for (kind, group, n) in &sweep.groups {
+            eprintln!(
+                "rprobe record: removed {n} leftover {} event(s) of {group}",
+                kind.file_name()
+            );
+        }
+        *session = Some(s);
+    }
+    let Some(s) = session.as_mut() else {
+        bail!("no probe session")
+    };
+    let defs = super::live::add_session_probes(
+        s,
+        tracefs,
+        &mut spec,
+        args.exec.as_deref(),
+        args.pid.as_deref(),
+        "record",
+    )?;
+    let mut names: Vec<String> = defs.iter().map(|d| d.name()).collect();
+    names.dedup();
+    Ok(names)
+}
+
 /// The events of the -e options (cpu-clock without any), each with the --filter after it;
-/// tracefs is opened only when a tracepoint is named.
+/// tracefs is opened only when a tracepoint is named. USDT specs are probed in a session
+/// that lives as long as the returned one.
 fn resolve_events(
     args: &RecordArgs,
     filters: &[Option<String>],
-) -> Result<(Vec<EventSpec>, Option<Tracefs>)> {
+) -> Result<(Vec<EventSpec>, Option<Tracefs>, Option<ProbeSession>)> {
     let mut tracefs = None;
+    let mut session = None;
     let mut specs: Vec<EventSpec> = Vec::new();
     let names: Vec<String> = if args.events.is_empty() {
         vec!["cpu-clock".into()]
@@ -451,7 +520,17 @@ fn resolve_events(
         args.events.clone()
     };
     for (i, name) in names.iter().enumerate() {
-        let kinds = resolve_event(name, &mut tracefs)?;
+        let kinds = match (is_usdt_spec(name, &mut tracefs)?, &tracefs) {
+            (true, Some(t)) => {
+                let t = t.clone();
+                let mut kinds = Vec::new();
+                for event in add_usdt_events(args, name, &t, &mut session)? {
+                    kinds.extend(resolve_event(&event, &mut tracefs)?);
+                }
+                kinds
+            }
+            _ => resolve_event(name, &mut tracefs)?,
+        };
         let filter = filters.get(i).cloned().flatten();
         if filter.is_some() && !matches!(kinds.first(), Some(EventKind::Tracepoint { .. })) {
             bail!("--filter applies to tracepoints and probe events only, not to '{name}'");
@@ -466,7 +545,7 @@ fn resolve_events(
         }
     }
 
-    Ok((specs, tracefs))
+    Ok((specs, tracefs, session))
 }
 
 /// `(processes, threads)` of -p or -t, checked to exist; both empty otherwise.
@@ -528,7 +607,8 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     };
     let filters = filter_positions(args)?;
 
-    let (specs, tracefs) = resolve_events(args, &filters)?;
+    // Declared before the recorder, so its probes outlive the perf events on them.
+    let (specs, tracefs, session) = resolve_events(args, &filters)?;
     let (scope_pids, threads) = resolve_targets(args)?;
     let command_mode = !args.command.is_empty();
     if command_mode && (args.pid.is_some() || args.tid.is_some()) {
@@ -810,6 +890,11 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     }
     drop(recorder);
     status.clear();
+    // The USDT probes made for this recording go with it.
+    if let Some(s) = session {
+        s.close()
+            .context("cannot remove the recording's USDT probes")?;
+    }
 
     // Features.
     let features = Features {

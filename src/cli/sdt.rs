@@ -12,6 +12,8 @@
 //! `-v` adds the uprobe each probe becomes: `PATH:FILEOFF(SEMOFF)` and the converted args.
 
 use super::env;
+use crate::probes::sdt::is_sdt;
+use crate::probes::spec::{ProbePoint, ProbeSpec};
 use crate::probes::usdt::{convert_args, parse_notes, ElfAddrs, SdtArg, SdtNote};
 use crate::sys;
 use anyhow::{bail, Context, Result};
@@ -165,4 +167,51 @@ fn mapped_files(pid: u32) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
+}
+
+/// The USDT notes and symbols of `path`, for resolving `sdt_PROVIDER:NAME` specs.
+pub(super) fn read_notes(path: &Path) -> Result<(Vec<SdtNote>, ElfAddrs)> {
+    let map = sys::map_file(path)?;
+    let what = || format!("{}", path.display());
+    let notes = parse_notes(&map).with_context(what)?;
+    let addrs = ElfAddrs::parse(&map).with_context(what)?;
+    Ok((notes, addrs))
+}
+
+/// The first file mapped by `pid` whose notes hold every USDT probe `specs` name (as
+/// `sdt -p` finds them), for `-p PID` without `-x`.
+pub(super) fn file_of_pid(pid: u32, specs: &[ProbeSpec]) -> Result<PathBuf> {
+    let wanted: Vec<&ProbeSpec> = specs.iter().filter(|s| is_sdt(s)).collect();
+    for path in mapped_files(pid)? {
+        let Ok(map) = sys::map_file(&path) else {
+            continue;
+        };
+        let Ok(notes) = parse_notes(&map) else {
+            continue;
+        };
+        if !notes.is_empty() && wanted.iter().all(|s| holds(&notes, s)) {
+            return Ok(path);
+        }
+    }
+    let names: Vec<&str> = wanted.iter().map(|s| s.point_text.as_str()).collect();
+    bail!(
+        "process {pid} maps no file with the USDT probe{} {}; 'rprobe sdt -p {pid}' lists \
+         the probes it has, and -x PATH names the file",
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    )
+}
+
+/// Whether a note of `notes` matches the USDT spec.
+fn holds(notes: &[SdtNote], spec: &ProbeSpec) -> bool {
+    use crate::probes::resolve::glob_match;
+    let ProbePoint::Sdt { provider, name } = &spec.point else {
+        return false;
+    };
+    let provider = provider
+        .as_deref()
+        .map(|p| p.strip_prefix("sdt_").unwrap_or(p));
+    notes
+        .iter()
+        .any(|n| provider.is_none_or(|p| glob_match(p, &n.provider)) && glob_match(name, &n.name))
 }

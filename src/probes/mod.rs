@@ -12,6 +12,7 @@ pub mod error;
 pub mod fetch;
 pub mod regs;
 pub mod resolve;
+pub mod sdt;
 pub mod session;
 pub mod spec;
 pub mod usdt;

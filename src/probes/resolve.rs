@@ -64,6 +64,8 @@ pub struct Caps {
     /// Several probe points under one event name (5.4+, README `Create/append/`): perf
     /// then gives every point of one spec the same name instead of `_1`, `_2`, ...
     pub multiprobe: bool,
+    /// USDT semaphores as `PATH:OFF(REF_CTR_OFFSET)` (4.20+, README `ref_ctr_offset`).
+    pub ref_ctr: bool,
 }
 
 impl Default for Caps {
@@ -79,6 +81,7 @@ impl Default for Caps {
             ret_arg_n: true,
             pd: true,
             multiprobe: true,
+            ref_ctr: true,
         }
     }
 }
@@ -225,11 +228,12 @@ pub fn resolve(
                         "probe a function name, FUNC+OFFS or FUNC%return",
                     ))
                 }
+                // USDT notes are resolved by `sdt::resolve_sdt`, from the binary's notes.
                 ProbePoint::Sdt { .. } => {
-                    return Err(SpecError::at(
-                        0,
-                        "USDT probes are not supported yet",
-                        "probe the function that holds the note, or its address as FUNC+OFFS",
+                    return Err(SpecError::whole(
+                        "a USDT probe lives in a user binary",
+                        "name the binary or library with -x PATH (or the process with -p PID); \
+                         'rprobe sdt -x PATH' lists its probes",
                     ))
                 }
             },
@@ -496,7 +500,7 @@ fn event_base(func: &str) -> String {
         .collect()
 }
 
-fn pick_event_name(
+pub(super) fn pick_event_name(
     group: &str,
     base: &str,
     retprobe: bool,
@@ -528,7 +532,7 @@ fn pick_event_name(
         })
 }
 
-fn is_glob(s: &str) -> bool {
+pub(super) fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
@@ -643,7 +647,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev.last().copied().unwrap_or(0)
 }
 
-fn did_you_mean(s: &[String]) -> String {
+pub(super) fn did_you_mean(s: &[String]) -> String {
     if s.is_empty() {
         String::new()
     } else {
@@ -1267,7 +1271,7 @@ fn is_arg_register_name(name: &str) -> bool {
 }
 
 /// perf's size-keeping casts: `:u`, `:s`, `:x` change the sign or radix of the default type.
-fn recast(t: &FetchType, c: char) -> FetchType {
+pub(super) fn recast(t: &FetchType, c: char) -> FetchType {
     let bits = match t {
         FetchType::U(b) | FetchType::S(b) | FetchType::X(b) => *b,
         other => return other.clone(),
@@ -1291,7 +1295,7 @@ fn mark_user(f: FetchArg) -> FetchArg {
     }
 }
 
-fn sanitize_name(s: &str) -> String {
+pub(super) fn sanitize_name(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
@@ -1310,7 +1314,7 @@ fn sanitize_name(s: &str) -> String {
 
 /// The rules the kernel applies to a fetch arg and its type, checked before writing so the
 /// error can name the argument.
-fn check_fetch(
+pub(super) fn check_fetch(
     f: &FetchArg,
     ty: Option<&FetchType>,
     kind: ProbeKind,

@@ -230,7 +230,14 @@ impl ProbeSession {
                     let _ = self.tracefs.delete_probe(d.kind, &d.group, &d.event);
                 })
             });
+            // A second probe under one name (multi-probe: a USDT note at several sites) joins
+            // the event the first made; the event is listed, opened and deleted once.
+            let joined = self
+                .events
+                .iter()
+                .any(|e| e.group == d.group && e.event == d.event);
             match added {
+                Ok(_) if joined => {}
                 Ok(id) => self.events.push(SessionEvent {
                     kind: d.kind,
                     group: d.group.clone(),

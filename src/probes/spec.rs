@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! SPEC  := [[GROUP:]EVENT=]POINT ARG...
-//! POINT := FUNC[@SRC][:RLN|+OFFS|%return|;PTN] | SRC:ALN | SRC;PTN | 0xADDR | %[PROVIDER:]SDT
+//! POINT := FUNC[@SRC][:RLN|+OFFS|%return|;PTN] | SRC:ALN | SRC;PTN | 0xADDR | %[GROUP:]SDT
+//!        | sdt_PROVIDER:SDT
 //! ARG   := [NAME=]LOCALVAR|$retval|%REG|@SYMBOL|$stackN|$comm|$params|$vars|FETCHARG[:TYPE][@user]
 //! ```
 //!
@@ -284,7 +285,11 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
             "name a function after '='",
         ));
     }
-    if let Some(sdt) = s.strip_prefix('%') {
+    // perf's `is_sdt_event`: `%[GROUP:]NAME`, or `sdt_PROVIDER:NAME` without the `%`.
+    let sdt = s
+        .strip_prefix('%')
+        .or_else(|| (s.starts_with("sdt_") && s.contains(':')).then_some(s));
+    if let Some(sdt) = sdt {
         let (provider, name) = match sdt.split_once(':') {
             Some((p, n)) => (Some(p.to_string()), n),
             None => (None, sdt),
@@ -293,7 +298,7 @@ fn parse_place(s: &str) -> Result<ProbePoint, SpecError> {
             return Err(SpecError::at(
                 1,
                 "missing SDT probe name",
-                "write %PROVIDER:NAME",
+                "write sdt_PROVIDER:NAME or %sdt_PROVIDER:NAME",
             ));
         }
         return Ok(ProbePoint::Sdt {
@@ -653,6 +658,20 @@ mod tests {
             ProbePoint::Sdt {
                 provider: Some("sdt_libc".into()),
                 name: "memory_heap_new".into()
+            }
+        );
+        assert_eq!(
+            point("sdt_python:function__entry"),
+            ProbePoint::Sdt {
+                provider: Some("sdt_python".into()),
+                name: "function__entry".into()
+            }
+        );
+        assert_eq!(
+            point("%throw"),
+            ProbePoint::Sdt {
+                provider: None,
+                name: "throw".into()
             }
         );
         assert_eq!(point("vfs_*"), func("vfs_*", None, FuncAt::Entry));

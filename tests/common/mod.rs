@@ -183,6 +183,19 @@ pub fn build_c_fixture(source: &str, flags: &[&str], out: &Path) -> PathBuf {
     out.to_path_buf()
 }
 
+/// Builds the C++ source `fixtures/src/SOURCE` with gcc, `flags` and libstdc++ into `out`
+/// (writing `out.flags`), as [`build_c_fixture`] does for C.
+pub fn build_cxx_fixture(source: &str, flags: &[&str], out: &Path) -> PathBuf {
+    let gcc = tool_version("g++").unwrap_or_else(|e| {
+        panic!(
+            "cannot build fixtures/src/{source}: {e}. Install g++ (Debian: apt-get install g++)."
+        )
+    });
+    let src = manifest_dir().join("fixtures/src").join(source);
+    gcc_build(&gcc, flags, &[&src], &["-lstdc++"], out);
+    out.to_path_buf()
+}
+
 /// Copies `from` to `to` through `strip -o`, writing `to.flags`.
 fn strip_copy(version: &str, from: &Path, to: &Path) {
     let parent = to.parent().expect("fixture output has a parent");

@@ -89,6 +89,12 @@ pub fn refusal_hint(errno: Option<i32>) -> String {
     }
 }
 
+/// Whether `bpf(2)` works here: creates (and drops) a one-entry map, so that a refusal is
+/// known before any event is opened.
+pub fn check_bpf() -> Result<(), EngineError> {
+    create_map(8, 1).map(drop)
+}
+
 /// A loaded program and its map.
 #[derive(Debug)]
 pub struct Engine {
@@ -100,9 +106,14 @@ pub struct Engine {
 impl Engine {
     /// Creates the map (at most `max_entries` keys), generates and loads the program.
     pub fn load(plan: Plan, max_entries: u32) -> Result<Engine, EngineError> {
+        Engine::load_for(plan, max_entries, &[])
+    }
+
+    /// [`Engine::load`] counting only hits in the processes `tgids` (all when empty).
+    pub fn load_for(plan: Plan, max_entries: u32, tgids: &[u32]) -> Result<Engine, EngineError> {
         let (_, key_size) = plan.layout();
         let map = create_map(key_size, max_entries)?;
-        let insns = plan.codegen(map.raw_fd())?;
+        let insns = plan.codegen_for(map.raw_fd(), tgids)?;
         let prog = Prog::load(prog_type(plan.context), &encode_all(&insns), "rprobe_stat")
             .map_err(|source| EngineError::Load { source })?;
         Ok(Engine { map, prog, plan })

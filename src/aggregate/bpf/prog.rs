@@ -141,8 +141,18 @@ pub struct Plan {
     pub context: Context,
 }
 
+/// What every program returns. The kernel reads a tracing program's result as "deliver
+/// this hit to perf": on 6.18 `perf_trace_run_bpf_submit()` (tracepoints),
+/// `kprobe_perf_func()` and `__uprobe_perf_func()` return early when it is 0, so a program
+/// returning 0 would hide the event from every other perf user of it (`perf record`,
+/// `rprobe trace`, another `rprobe stat`) on every CPU. 1 keeps them whole; the program's
+/// own perf event is a counting event (no samples), which costs a counter increment.
+pub const PASS: i32 = 1;
+
 /// Bytes of BPF stack the key may take (the rest holds scratch slots).
 pub const MAX_KEY_BYTES: usize = 448;
+/// Processes a program's filter names at most.
+pub const MAX_TGIDS: usize = 64;
 const SCRATCH: i16 = -8; // fp-8: one u64 for reads and the initial counter value
 
 impl Plan {
@@ -201,6 +211,19 @@ impl Plan {
     /// The program, for the hash map behind `map_fd` (keys of [`Plan::layout`] size, `u64`
     /// values).
     pub fn codegen(&self, map_fd: i32) -> Result<Vec<Insn>, BpfError> {
+        self.codegen_for(map_fd, &[])
+    }
+
+    /// [`Plan::codegen`] counting only hits in the processes `tgids` (all when empty): a
+    /// program runs on every hit of its event in every task, so `-p` and a command's scope
+    /// are checked in the program (`bpf_get_current_pid_tgid() >> 32`).
+    pub fn codegen_for(&self, map_fd: i32, tgids: &[u32]) -> Result<Vec<Insn>, BpfError> {
+        if tgids.len() > MAX_TGIDS {
+            return Err(BpfError::Unsupported {
+                what: format!("a filter on {} processes", tgids.len()),
+                why: "the BPF engine filters at most 64 processes; use the user-space engine",
+            });
+        }
         let (offs, size) = self.layout();
         if size as usize > MAX_KEY_BYTES {
             return Err(BpfError::KeyTooLarge {
@@ -214,6 +237,22 @@ impl Plan {
             ctx: self.context,
         };
         g.p.push(Insn::mov_reg(R6, R1));
+        if !tgids.is_empty() {
+            g.p.push(Insn::call(helper::GET_CURRENT_PID_TGID));
+            g.p.push(Insn::alu_imm(Alu::Rsh, R0, 32));
+            let n = tgids.len();
+            for (i, &t) in tgids.iter().enumerate() {
+                // Matched: skip the other compares and the early exit.
+                g.p.push(Insn::jmp_imm(
+                    Cond::Eq,
+                    R0,
+                    t as i32,
+                    (n - 1 - i + 2) as i16,
+                ));
+            }
+            g.p.push(Insn::mov_imm(R0, PASS));
+            g.p.push(Insn::exit());
+        }
         for i in 0..size / 8 {
             g.p.push(Insn::store_imm(
                 Size::DW,
@@ -288,7 +327,7 @@ impl LatencyPlan {
         g.fp_ptr(R3, SCRATCH as i32);
         g.p.push(Insn::mov_imm(R4, 0)); // BPF_ANY: the innermost entry wins
         g.p.push(Insn::call(helper::MAP_UPDATE_ELEM));
-        g.p.push(Insn::mov_imm(R0, 0));
+        g.p.push(Insn::mov_imm(R0, PASS));
         g.p.push(Insn::exit());
         Ok(g.p)
     }
@@ -319,7 +358,7 @@ impl LatencyPlan {
         g.log2_bucket();
         g.p.push(Insn::store_reg(Size::DW, FP, bucket as i16, R8));
         g.increment(hist_fd, bucket as i16);
-        let exit_at = g.p.len() - 2; // increment ends in `r0 = 0; exit`
+        let exit_at = g.p.len() - 2; // increment ends in `r0 = PASS; exit`
         g.p[no_start].off = (exit_at - no_start - 1) as i16;
         Ok(g.p)
     }
@@ -650,7 +689,7 @@ impl Gen {
         self.p.push(Insn::alu_imm(Alu::Add, R8, 1));
     }
 
-    /// `map[key] += 1`, creating the entry when it is missing; `r0 = 0; exit`.
+    /// `map[key] += 1`, creating the entry when it is missing; `r0 = PASS; exit`.
     fn increment(&mut self, map_fd: i32, key: i16) {
         let lookup = |p: &mut Vec<Insn>| {
             let [a, b] = Insn::ld_map_fd(R1, map_fd);
@@ -684,7 +723,7 @@ impl Gen {
         self.p.push(Insn::mov_imm(R1, 1));
         self.p.push(Insn::atomic_add64(R0, 0, R1));
         let out = self.p.len();
-        self.p.push(Insn::mov_imm(R0, 0));
+        self.p.push(Insn::mov_imm(R0, PASS));
         self.p.push(Insn::exit());
         self.p[out_jump].off = (out - out_jump - 1) as i16;
         self.p[raced].off = (out - raced - 1) as i16;
@@ -731,6 +770,23 @@ mod tests {
             ]
         );
         assert_eq!(bucket, Some(7));
+    }
+
+    #[test]
+    fn a_process_filter_jumps_past_its_early_exit() {
+        let p = tp_plan(vec![Source::Tid], None);
+        let prog = p.codegen_for(3, &[10, 20, 30]).expect("program");
+        // r6 = r1; call; r0 >>= 32; three compares; r0 = PASS; exit; then the key.
+        let after_exit = 1 + 2 + 3 + 2;
+        assert_eq!(prog[after_exit - 1].code, 0x95);
+        assert_eq!(prog[after_exit - 2].imm, PASS);
+        for (i, t) in [10, 20, 30].into_iter().enumerate() {
+            let at = 3 + i;
+            assert_eq!(prog[at].imm, t);
+            assert_eq!(at as i64 + 1 + i64::from(prog[at].off), after_exit as i64);
+        }
+        let many: Vec<u32> = (1..=65).collect();
+        assert!(p.codegen_for(3, &many).is_err());
     }
 
     #[test]
