@@ -158,6 +158,26 @@ fn fixture_counts_and_histograms_are_exact_in_both_engines() {
             "{engine}: {text}"
         );
     }
+    // Children of the command count too (the BPF engine follows forks in the kernel).
+    for engine in ENGINES {
+        let o = stat(
+            engine,
+            &["syscalls:sys_enter_getppid", "--count", "comm"],
+            &[
+                "--".into(),
+                "sh".into(),
+                "-c".into(),
+                format!("{b} {n} >/dev/null; {b} {n} >/dev/null"),
+            ],
+        );
+        let text = stdout(&o);
+        let row = text.lines().find(|l| l.ends_with("  stat_calls"));
+        assert_eq!(
+            row.and_then(|l| l.split_whitespace().next()),
+            Some((2 * N).to_string().as_str()),
+            "{engine}: {text}"
+        );
+    }
     // Linear buckets: the user-space engine (BPF makes log2 histograms, and says so).
     let linear = ["-x", b, spec, "--hist", "size", "--linear", "3"];
     let o = stat("user", &linear, &quiet(b, &[&n]));
@@ -220,9 +240,16 @@ fn function_latency_lands_in_the_right_log2_buckets() {
     let bin = stat_calls();
     let b = bin.to_str().expect("path");
     for engine in ENGINES {
-        let o = stat(engine, &["-x", b, "--latency", "nap"], &quiet(b, &["nap"]));
+        // Real-time priority (chrt execs the fixture): on a busy machine a woken CFS task
+        // can wait a millisecond for a CPU, which would move a nap into the next bucket.
+        let cmd: Vec<String> = ["--", "chrt", "-f", "10", b, "nap"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = stat(engine, &["-x", b, "--latency", "nap"], &cmd);
         let text = stdout(&o);
-        // Two naps each of 1500, 3000, 6000 and 12000 us: 1024-2047 .. 8192-16383.
+        // Two naps each of 1100, 2200, 4400 and 8800 us: 1024-2047 .. 8192-16383 (near each
+        // bucket's low end: room for sleep overshoot).
         let got: Vec<(u64, u64)> = buckets(&text).into_iter().filter(|b| b.1 > 0).collect();
         assert_eq!(
             got,

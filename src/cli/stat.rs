@@ -25,7 +25,7 @@
 
 use super::live::{Live, LiveSpec, Step};
 use super::script::{kernel_symbols, MappedFiles};
-use crate::aggregate::bpf::engine::{Engine, EngineError, LatencyEngine};
+use crate::aggregate::bpf::engine::{Engine, EngineError, LatencyEngine, ProcessFilter};
 use crate::aggregate::bpf::prog::{Context as BpfContext, LatencyPlan, Plan, Source};
 use crate::aggregate::count::{Counts, KeyPart};
 use crate::aggregate::hist::{LinearHist, Log2Hist};
@@ -1078,7 +1078,23 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
             (_, w) if !w.is_empty() => w.iter().map(|&p| p as u32).collect(),
             _ => Vec::new(),
         };
-        match BpfRun::load(&plans, &mode, unit, &tgids, several) {
+        // Children of the command (and of -p's processes) are followed through fork.
+        // (Latencies pair events of any task: the programs are not filtered.)
+        let fork = if tgids.is_empty() || mode == Mode::Latency {
+            None
+        } else {
+            let f = live
+                .tracefs
+                .event_format("sched", "sched_process_fork")
+                .context("the BPF engine follows forks with sched:sched_process_fork")?;
+            let off = f
+                .find_field("child_pid")
+                .map(|c| c.offset)
+                .ok_or_else(|| anyhow!("sched:sched_process_fork has no child_pid field"))?;
+            Some((u64::from(f.id), off))
+        };
+        let filter = fork.map(|(id, off)| (tgids.as_slice(), id, off));
+        match BpfRun::load(&plans, &mode, unit, filter, several) {
             Ok(b) => {
                 printer.engine = "bpf";
                 bpf = Some(b);
@@ -1416,6 +1432,15 @@ struct BpfRun {
     /// Per engine of `Counts`: the event name and key kinds.
     shapes: Vec<(String, Vec<Kind>)>,
     several: bool,
+    /// The process filter and its fork program's event (kept open).
+    _filter: Option<(ProcessFilter, OwnedFd)>,
+}
+
+fn attached(r: Result<(), crate::sys::SyscallError>) -> Result<(), EngineError> {
+    r.map_err(|source| EngineError::Map {
+        hint: "PERF_EVENT_IOC_SET_BPF was refused".into(),
+        source,
+    })
 }
 
 /// A counting perf event on tracefs event `id` (CPU 0, every task) for a program to ride on:
@@ -1440,10 +1465,25 @@ impl BpfRun {
         plans: &[EventPlan],
         mode: &Mode,
         unit: Unit,
-        tgids: &[u32],
+        filter: Option<(&[u32], u64, u32)>,
         several: bool,
     ) -> Result<BpfRun, EngineError> {
         let src = |k: &Key| k.bpf.clone().unwrap_or(Source::Tid);
+        let filter = match filter {
+            Some((tgids, fork_id, child_pid_offset)) => {
+                let f = ProcessFilter::load(MAX_KEYS, child_pid_offset)?;
+                for &t in tgids {
+                    f.add(t).map_err(|source| EngineError::Map {
+                        hint: "cannot fill the process filter".into(),
+                        source,
+                    })?;
+                }
+                let fd = carrier(fork_id, "sched:sched_process_fork")?;
+                attached(f.attach(&fd))?;
+                Some((f, fd))
+            }
+            None => None,
+        };
         if *mode == Mode::Latency {
             let plan = LatencyPlan {
                 entry_key: src(&plans[0].keys[0]),
@@ -1459,18 +1499,13 @@ impl BpfRun {
             let eng = LatencyEngine::load(&plan, MAX_KEYS)?;
             let a = carrier(plans[0].id, &plans[0].name)?;
             let b = carrier(plans[1].id, &plans[1].name)?;
-            let attach = |r: Result<(), crate::sys::SyscallError>| {
-                r.map_err(|source| EngineError::Map {
-                    hint: "PERF_EVENT_IOC_SET_BPF was refused".into(),
-                    source,
-                })
-            };
-            attach(eng.attach_entry(&a))?;
-            attach(eng.attach_exit(&b))?;
+            attached(eng.attach_entry(&a))?;
+            attached(eng.attach_exit(&b))?;
             return Ok(BpfRun {
                 tables: BpfTables::Latency(eng, [a, b]),
                 shapes: Vec::new(),
                 several: false,
+                _filter: filter,
             });
         }
         let mut engines = Vec::new();
@@ -1482,12 +1517,9 @@ impl BpfRun {
                 string_cap: STRING_CAP,
                 context: p.ctx,
             };
-            let eng = Engine::load_for(plan, MAX_KEYS, tgids)?;
+            let eng = Engine::load_for(plan, MAX_KEYS, filter.as_ref().map(|(f, _)| f))?;
             let fd = carrier(p.id, &p.name)?;
-            eng.attach(&fd).map_err(|source| EngineError::Map {
-                hint: "PERF_EVENT_IOC_SET_BPF was refused".into(),
-                source,
-            })?;
+            attached(eng.attach(&fd))?;
             engines.push((eng, fd));
             shapes.push((p.name.clone(), p.keys.iter().map(|k| k.kind).collect()));
         }
@@ -1495,6 +1527,7 @@ impl BpfRun {
             tables: BpfTables::Counts(engines),
             shapes,
             several,
+            _filter: filter,
         })
     }
 
