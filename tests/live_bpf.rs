@@ -11,26 +11,10 @@ use rprobe::aggregate::hist::Log2Hist;
 use rprobe::perf::abi::{perf_type, EventAttr};
 use rprobe::probes::fetch::{FetchArg, FetchType, Num};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const N: u32 = 300;
-
-/// The fixture, built once per test process (tests run in parallel: a rebuild while another
-/// test runs it fails with ETXTBSY, and one under a uprobe moves the file off the probed inode).
-fn stat_calls() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bpf-{}", std::process::id()));
-        common::build_c_fixture(
-            "stat_calls.c",
-            &["-O0", "-g", "-Wall", "-Wextra", "-Werror"],
-            &dir.join("stat_calls"),
-        )
-    })
-    .clone()
-}
 
 fn run(bin: &Path) -> u32 {
     let child = Command::new(bin)
@@ -88,7 +72,7 @@ fn tracepoint_counts_and_histograms_are_exact() {
     if !live("live_bpf::tracepoint_counts_and_histograms_are_exact") {
         return;
     }
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let count_plan = Plan {
         key: vec![Source::Pid],
         hist: None,
@@ -151,7 +135,7 @@ fn uprobe_args_count_by_string_and_histogram_by_number() {
         return;
     }
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let table = rprobe::elf::parse_functions(&std::fs::read(&bin).expect("read")).expect("elf");
     let work = table.find_by_name("work").next().expect("work symbol");
     let off = work.file_offset.expect("file offset");
@@ -252,7 +236,7 @@ fn function_latency_lands_in_the_right_buckets() {
     use rprobe::aggregate::bpf::engine::LatencyEngine;
     use rprobe::aggregate::bpf::prog::LatencyPlan;
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let table = rprobe::elf::parse_functions(&std::fs::read(&bin).expect("read")).expect("elf");
     let nap = table.find_by_name("nap").next().expect("nap symbol");
     let off = nap.file_offset.expect("file offset");

@@ -8,7 +8,6 @@ mod common;
 use rprobe::aggregate::count::{Counts, KeyPart};
 use rprobe::aggregate::hist::{LinearHist, Log2Hist};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,22 +16,6 @@ const ENGINES: [&str; 2] = ["user", "bpf"];
 
 fn live(test: &str) -> bool {
     common::live_or_skip(test, common::Needs::Tracefs)
-}
-
-/// The fixture, built once per test process (a rebuild under a running probe would put the
-/// uprobe on the replaced file's inode).
-fn stat_calls() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("stat-{}", std::process::id()));
-        common::build_c_fixture(
-            "stat_calls.c",
-            &["-O0", "-g", "-Wall", "-Wextra", "-Werror"],
-            &dir.join("stat_calls"),
-        )
-    })
-    .clone()
 }
 
 /// `-- sh -c 'exec BIN ARGS >/dev/null'`: the fixture with its own output out of the way
@@ -95,7 +78,7 @@ fn fixture_counts_and_histograms_are_exact_in_both_engines() {
     }
     // One at a time: the load of one would shift another's latencies.
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let b = bin.to_str().expect("path");
     let n = N.to_string();
     let names = ["alpha", "beta", "gamma"];
@@ -237,7 +220,7 @@ fn function_latency_lands_in_the_right_log2_buckets() {
     }
     // One at a time: the load of one would shift another's latencies.
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let b = bin.to_str().expect("path");
     for engine in ENGINES {
         // Real-time priority (chrt execs the fixture): on a busy machine a woken CFS task
@@ -317,7 +300,7 @@ fn run_queue_latency_agrees_between_engines_under_load() {
     }
     // One at a time: the load of one would shift another's latencies.
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let args = [
         "--latency",
         "sched:sched_wakeup,sched:sched_switch",
@@ -372,7 +355,7 @@ fn intervals_print_with_timestamps_and_a_final_total() {
     }
     // One at a time: the load of one would shift another's latencies.
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let b = bin.to_str().expect("path");
     for engine in ENGINES {
         // Ten sleeps of 100 ms: spread over about five intervals.

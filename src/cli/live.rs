@@ -26,6 +26,54 @@ use crate::tracefs::Tracefs;
 use anyhow::{anyhow, bail, Context, Result};
 use std::time::{Duration, Instant};
 
+/// The target and event options `trace` and `stat` share (flattened into their arguments).
+#[derive(Debug, clap::Args)]
+pub(super) struct LiveArgs {
+    /// Probe specs name functions of this binary or library (uprobes) instead of the kernel.
+    #[arg(short = 'x', long = "exec", value_name = "PATH")]
+    pub exec: Option<String>,
+    /// Only these processes (and threads they create later), comma-separated.
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pid: Option<String>,
+    /// The whole system (the default without -p or a command).
+    #[arg(short = 'a', long = "all-cpus")]
+    pub all_cpus: bool,
+    /// Kernel and user callchains (frame pointers).
+    #[arg(short = 'g')]
+    pub callgraph: bool,
+    /// A tracefs filter expression on every traced event (`len > 100`).
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Stop after this many seconds.
+    #[arg(long = "duration", value_name = "SECS")]
+    pub duration: Option<f64>,
+}
+
+impl LiveArgs {
+    /// The spec of these options, for `cmd`, with the rest given.
+    pub fn spec<'a>(
+        &'a self,
+        cmd: &'static str,
+        pages: usize,
+        items: &'a [String],
+        command: &'a [String],
+    ) -> LiveSpec<'a> {
+        LiveSpec {
+            cmd,
+            exec: self.exec.as_deref(),
+            pid: self.pid.as_deref(),
+            all_cpus: self.all_cpus,
+            callchain: self.callgraph,
+            filter: self.filter.as_deref(),
+            duration: self.duration,
+            pages,
+            items,
+            command,
+            rings: true,
+        }
+    }
+}
+
 /// What to watch, as the command line gave it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LiveSpec<'a> {
@@ -454,14 +502,7 @@ impl Live {
             if !self.watched.is_empty() && !self.watched.iter().any(|&p| recorder::task_alive(p)) {
                 out.stop = Some("the traced processes exited".into());
             }
-            // Rings whose tasks are gone report POLLHUP forever: stop polling them.
-            let sig_fd = fds.pop();
-            let mut i = 0;
-            fds.retain(|_| {
-                i += 1;
-                !ready.get(i - 1).is_some_and(|r| r.hangup)
-            });
-            fds.extend(sig_fd);
+            drop_hung_up(&mut fds, &ready);
             let mut step = drain(&mut self.recorder, &mut buf, &mut out.lost, sink);
             if out.stop.is_none() && next_tick.is_some_and(|t| Instant::now() >= t) {
                 if let (Some(t), Some(i)) = (&mut next_tick, interval) {
@@ -499,6 +540,19 @@ impl Live {
             None => Ok(()),
         }
     }
+}
+
+/// Stops polling the rings whose tasks are all gone: they report POLLHUP on every poll (their
+/// records are still drained each pass). `fds` ends with the signal fd; `ready` is what
+/// `poll_in` said of them.
+pub(super) fn drop_hung_up(fds: &mut Vec<std::os::fd::RawFd>, ready: &[pe::Ready]) {
+    let sig_fd = fds.pop();
+    let mut i = 0;
+    fds.retain(|_| {
+        i += 1;
+        !ready.get(i - 1).is_some_and(|r| r.hangup)
+    });
+    fds.extend(sig_fd);
 }
 
 /// One drain of every ring into `sink`.

@@ -23,7 +23,7 @@
 //! time the previous drain saw, which puts every record in order unless a ring's reader falls
 //! more than a whole drain behind.
 
-use super::live::{Live, LiveSpec, Step};
+use super::live::{Live, LiveArgs, Step};
 use super::script::{kernel_symbols, MappedFiles};
 use crate::aggregate::bpf::engine::{Engine, EngineError, LatencyEngine, ProcessFilter};
 use crate::aggregate::bpf::prog::{Context as BpfContext, LatencyPlan, Plan, Source};
@@ -65,24 +65,8 @@ runqlat); --json prints one object per table, documented in the README.";
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct StatArgs {
-    /// Probe specs name functions of this binary or library (uprobes) instead of the kernel.
-    #[arg(short = 'x', long = "exec", value_name = "PATH")]
-    exec: Option<String>,
-    /// Only these processes (and threads they create later), comma-separated.
-    #[arg(short = 'p', long = "pid", value_name = "PID")]
-    pid: Option<String>,
-    /// The whole system (the default without -p or a command).
-    #[arg(short = 'a', long = "all-cpus")]
-    all_cpus: bool,
-    /// Kernel and user callchains (implied by the `stack` key).
-    #[arg(short = 'g')]
-    callgraph: bool,
-    /// A tracefs filter expression on every event (user-space engine).
-    #[arg(long = "filter", value_name = "EXPR")]
-    filter: Option<String>,
-    /// Stop after this many seconds.
-    #[arg(long = "duration", value_name = "SECS")]
-    duration: Option<f64>,
+    #[command(flatten)]
+    live: LiveArgs,
     /// Count events by these keys (none: one count per event).
     #[arg(long = "count", value_name = "KEY,...", num_args = 0..=1, default_missing_value = "")]
     count: Option<String>,
@@ -880,19 +864,8 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
         Mode::Hist { by, .. } => by.iter().any(|k| k == "stack" || k == "$stack"),
         Mode::Latency => false,
     };
-    let mut spec = LiveSpec {
-        cmd: "stat",
-        exec: args.exec.as_deref(),
-        pid: args.pid.as_deref(),
-        all_cpus: args.all_cpus,
-        callchain: args.callgraph || stack,
-        filter: args.filter.as_deref(),
-        duration: args.duration,
-        pages: args.pages,
-        items: &items,
-        command: &args.command,
-        rings: true,
-    };
+    let mut spec = args.live.spec("stat", args.pages, &items, &args.command);
+    spec.callchain |= stack;
     let mut live = Live::prepare(&spec)?;
 
     // The events in the order of the items: probes come first in `kinds`, in spec order.
@@ -1017,7 +990,7 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
             ),
             _ => Ok(()),
         })
-        .and_then(|()| match args.filter {
+        .and_then(|()| match args.live.filter {
             Some(_) => {
                 Err("--filter applies to perf samples; the BPF engine does not see it".into())
             }
@@ -1074,7 +1047,7 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
     let mut bpf = None;
     if use_bpf {
         let tgids: Vec<u32> = match (live.child_pid(), live.watched()) {
-            (Some(p), _) if !args.all_cpus => vec![p as u32],
+            (Some(p), _) if !args.live.all_cpus => vec![p as u32],
             (_, w) if !w.is_empty() => w.iter().map(|&p| p as u32).collect(),
             _ => Vec::new(),
         };
