@@ -214,31 +214,37 @@ fn probe_info(tracefs: &Tracefs, group: &str, event: &str) -> Option<ProbeInfo> 
                 BpfContext::Uprobe { probe_offset: off }
             }
         };
-        let mut args = HashMap::new();
-        for a in &line.args {
-            let Some((name, body)) = a.split_once('=') else {
-                continue;
-            };
-            // The type follows the last ':' outside parentheses.
-            let (fetch, ty) = match body.rfind(':').filter(|&i| !body[i..].contains(')')) {
-                Some(i) => (&body[..i], Some(&body[i + 1..])),
-                None => (body, None),
-            };
-            let Ok(arg) = parse_fetch_arg(fetch, 0) else {
-                continue;
-            };
-            let ty = match ty {
-                Some(t) => match FetchType::parse(t, 0) {
-                    Ok(t) => t,
-                    Err(_) => continue,
-                },
-                None => FetchType::X(64),
-            };
-            args.insert(name.to_owned(), (arg, ty));
-        }
+        let args = parse_probe_args(&line.args);
         return Some(ProbeInfo { ctx, args });
     }
     None
+}
+
+/// `NAME=FETCHARG[:TYPE]` arguments of a `*_events` line, by name; the kernel's default type
+/// (x64) when none is written. Arguments that do not parse are left out (the user-space
+/// engine still reads them from the record).
+fn parse_probe_args(args: &[String]) -> HashMap<String, (FetchArg, FetchType)> {
+    let mut out = HashMap::new();
+    for a in args {
+        let Some((name, body)) = a.split_once('=') else {
+            continue;
+        };
+        // The type follows the last ':' outside parentheses.
+        let (fetch, ty) = match body.rfind(':').filter(|&i| !body[i..].contains(')')) {
+            Some(i) => (&body[..i], Some(&body[i + 1..])),
+            None => (body, None),
+        };
+        let Ok(arg) = parse_fetch_arg(fetch, 0) else {
+            continue;
+        };
+        let ty = match ty.map(|t| FetchType::parse(t, 0)) {
+            Some(Ok(t)) => t,
+            Some(Err(_)) => continue,
+            None => FetchType::X(64),
+        };
+        out.insert(name.to_owned(), (arg, ty));
+    }
+    out
 }
 
 fn field_kind(f: &FormatField, probe_ty: Option<&FetchType>) -> Kind {
@@ -380,6 +386,9 @@ fn read_field(f: &FormatField, kind: Kind, raw: &[u8]) -> Option<KeyPart> {
     }
     let v = u64_le(cell);
     let bits = 8 * cell.len().min(8) as u32;
+    if bits == 0 {
+        return None;
+    }
     Some(match kind {
         Kind::Int => {
             let shift = 64 - bits;
@@ -1637,6 +1646,57 @@ mod tests {
             KeyPart::Int(-1)
         );
         assert_eq!(normalize(KeyPart::UInt(16), Kind::Hex), KeyPart::Hex(16));
+    }
+
+    #[test]
+    fn probe_lines_give_fetch_args_and_types() {
+        let args: Vec<String> = [
+            "size=%di:s64",
+            "name=+0(%si):ustring",
+            "ptr=+8(%dx)",
+            "bad=%nosuch:u8",
+            "noeq",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let m = parse_probe_args(&args);
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(m["size"], (FetchArg::Reg("di"), FetchType::S(64)));
+        assert_eq!(m["name"].1, FetchType::Ustring);
+        assert_eq!(m["ptr"].1, FetchType::X(64));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn probe_args_never_panic(args in proptest::collection::vec("(\\PC|:|=|\\(|\\)|%|\\+){0,40}", 0..6)) {
+            let _ = parse_probe_args(&args);
+        }
+
+        #[test]
+        fn raw_records_never_panic(
+            offset in 0u32..80,
+            size in 0u32..40,
+            flags in 0u8..8,
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..96),
+        ) {
+            let f = FormatField {
+                decl: String::new(),
+                type_name: "u32".into(),
+                name: "f".into(),
+                offset,
+                size,
+                signed: flags & 1 != 0,
+                data_loc: flags & 2 != 0,
+                rel_loc: flags & 4 != 0,
+                array: flags & 6 == 4,
+                array_len: None,
+                common: false,
+            };
+            for kind in [Kind::Int, Kind::UInt, Kind::Hex, Kind::Str] {
+                let _ = read_field(&f, kind, &raw);
+            }
+        }
     }
 
     #[test]
