@@ -599,13 +599,33 @@ impl Gen {
     fn load_through_r7(&mut self, size: u32, user: bool) {
         self.p.push(Insn::store_imm(Size::DW, FP, SCRATCH, 0));
         self.p.push(Insn::mov_reg(R3, R7));
-        let h = if user {
-            helper::PROBE_READ_USER
-        } else {
-            helper::PROBE_READ_KERNEL
-        };
-        self.read_into(h, SCRATCH as i32, size);
+        self.read_memory(SCRATCH as i32, size, user, false);
         self.p.push(Insn::load(Size::DW, R7, FP, SCRATCH));
+    }
+
+    /// Reads `len` bytes (a string: at most `len`, NUL included) at the address in `r3`
+    /// into `fp + slot`. User memory for uprobes and `+u`; for other kprobe loads, what the
+    /// kernel's own fetch does (`probe_mem_read()`, `kern_fetch_store_string()`): a user
+    /// address (the lower half, below the x86_64 kernel's top-bit addresses) is read as
+    /// user memory, anything else as kernel memory — `+0(%si):string` on a syscall's user
+    /// pointer reads the user's string.
+    fn read_memory(&mut self, slot: i32, len: u32, user: bool, string: bool) {
+        let (uh, kh) = if string {
+            (helper::PROBE_READ_USER_STR, helper::PROBE_READ_KERNEL_STR)
+        } else {
+            (helper::PROBE_READ_USER, helper::PROBE_READ_KERNEL)
+        };
+        if user || !matches!(self.ctx, Context::Kprobe) {
+            self.read_into(if user { uh } else { kh }, slot, len);
+            return;
+        }
+        // if r3 >= 1 << 63 goto kernel; user read; goto out; kernel: kernel read; out:
+        let [a, b] = Insn::ld_imm64(R1, 1u64 << 63);
+        self.p.extend([a, b]);
+        self.p.push(Insn::jmp_reg(Cond::Ge, R3, R1, 5));
+        self.read_into(uh, slot, len);
+        self.p.push(Insn::ja(4));
+        self.read_into(kh, slot, len);
     }
 
     fn fetch(
@@ -636,12 +656,7 @@ impl Gen {
             self.add_r7(offset.value);
             self.p.push(Insn::mov_reg(R3, R7));
             let user = matches!(ty, FetchType::Ustring) || self.user_memory(*user);
-            let h = if user {
-                helper::PROBE_READ_USER_STR
-            } else {
-                helper::PROBE_READ_KERNEL_STR
-            };
-            self.read_into(h, slot, bytes);
+            self.read_memory(slot, bytes, user, true);
             return Ok(());
         }
         let bits = match ty {
@@ -807,6 +822,47 @@ mod tests {
         let fork = fork_follower(4, 20);
         assert_eq!(fork.last().map(|i| i.code), Some(0x95));
         assert!(fork.iter().any(|i| i.imm == 20), "reads child_pid at 20");
+    }
+
+    #[test]
+    fn kprobe_loads_read_user_addresses_as_user_memory() {
+        let name = Source::Fetch {
+            arg: FetchArg::Deref {
+                offset: Num::dec(0),
+                user: false,
+                inner: Box::new(FetchArg::Reg("si")),
+            },
+            ty: FetchType::String,
+        };
+        let plan = |context| Plan {
+            key: vec![name.clone()],
+            hist: None,
+            string_cap: 32,
+            context,
+        };
+        let calls = |p: &[Insn], h: i32| p.iter().filter(|i| i.code == 0x85 && i.imm == h).count();
+        let k = plan(Context::Kprobe).codegen(3).expect("program");
+        assert_eq!(calls(&k, helper::PROBE_READ_USER_STR), 1);
+        assert_eq!(calls(&k, helper::PROBE_READ_KERNEL_STR), 1);
+        let at = k
+            .iter()
+            .position(|i| i.code == 0x3d)
+            .expect("the address test");
+        // The jump lands on the kernel read: past the user read (4) and the `ja` (1).
+        assert_eq!(k[at].off, 5);
+        assert_eq!(k[at + 5].code, 0x05);
+        let u = plan(Context::Uprobe { probe_offset: 0 })
+            .codegen(3)
+            .expect("program");
+        assert_eq!(calls(&u, helper::PROBE_READ_KERNEL_STR), 0);
+        for prog in [&k, &u] {
+            for (i, insn) in prog.iter().enumerate() {
+                if insn.code & 0x07 == 0x05 && insn.code != 0x85 && insn.code != 0x95 {
+                    let target = i as i64 + 1 + i64::from(insn.off);
+                    assert!((0..prog.len() as i64).contains(&target), "jump at {i}");
+                }
+            }
+        }
     }
 
     #[test]
