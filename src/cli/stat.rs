@@ -1355,7 +1355,8 @@ fn run_user(
         outcome.lost,
     );
     eprintln!(
-        "rprobe stat: {events} events, lost {}{}",
+        "rprobe stat: {events} event{}, lost {}{}",
+        plural(events),
         outcome.lost,
         outcome.stop.map(|r| format!(" ({r})")).unwrap_or_default()
     );
@@ -1390,6 +1391,14 @@ fn print_end(
     text.push_str(&printer.render(total, false, elapsed, lost));
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn lost_in(buf: &[u8]) -> u64 {
@@ -1584,7 +1593,8 @@ fn run_bpf(
     let closed = live.close();
     let printed = print_end(printer, out, interval, &last, &tables, start, 0);
     eprintln!(
-        "rprobe stat: {events} events counted in the kernel{}",
+        "rprobe stat: {events} event{} counted in the kernel{}",
+        plural(events),
         outcome.stop.map(|r| format!(" ({r})")).unwrap_or_default()
     );
     closed?;
