@@ -76,6 +76,7 @@ fn tracepoint_counts_and_histograms_are_exact() {
     let count_plan = Plan {
         key: vec![Source::Pid],
         hist: None,
+        linear: None,
         string_cap: 16,
         context: Context::Tracepoint,
     };
@@ -95,6 +96,7 @@ fn tracepoint_counts_and_histograms_are_exact() {
             size: 8,
             signed: false,
         }),
+        linear: None,
         string_cap: 16,
         context: Context::Tracepoint,
     };
@@ -166,6 +168,7 @@ fn uprobe_args_count_by_string_and_histogram_by_number() {
         Plan {
             key: vec![Source::Pid, name, size.clone()],
             hist: None,
+            linear: None,
             string_cap: 32,
             context: ctx,
         },
@@ -176,6 +179,7 @@ fn uprobe_args_count_by_string_and_histogram_by_number() {
         Plan {
             key: vec![Source::Tid],
             hist: Some(size),
+            linear: None,
             string_cap: 32,
             context: ctx,
         },

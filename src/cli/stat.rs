@@ -991,14 +991,6 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
         .iter()
         .flat_map(|p| p.keys.iter().chain(p.value.iter()))
         .try_for_each(|k| k.bpf.as_ref().map(|_| ()).map_err(Clone::clone))
-        .and_then(|()| match &mode {
-            Mode::Hist {
-                linear: Some(_), ..
-            } => Err(
-                "the BPF engine makes log2 histograms; --linear needs the user-space engine".into(),
-            ),
-            _ => Ok(()),
-        })
         .and_then(|()| match args.live.filter {
             Some(_) => {
                 Err("--filter applies to perf samples; the BPF engine does not see it".into())
@@ -1505,6 +1497,10 @@ impl BpfRun {
             let plan = Plan {
                 key: p.keys.iter().map(src).collect(),
                 hist: p.value.as_ref().map(src),
+                linear: match mode {
+                    Mode::Hist { linear, .. } => *linear,
+                    _ => None,
+                },
                 string_cap: STRING_CAP,
                 context: p.ctx,
             };
@@ -1540,6 +1536,19 @@ impl BpfRun {
                         k
                     };
                     match mode {
+                        Mode::Hist {
+                            linear: Some(step), ..
+                        } => {
+                            for (k, h) in eng.linear_hists(*step) {
+                                let slot = t
+                                    .linear
+                                    .entry(fix(k))
+                                    .or_insert_with(|| LinearHist::new(*step));
+                                for (b, n) in h.buckets {
+                                    *slot.buckets.entry(b).or_insert(0) += n;
+                                }
+                            }
+                        }
                         Mode::Hist { .. } => {
                             for (k, h) in eng.hists() {
                                 t.log2.entry(fix(k)).or_default().merge(&h);
@@ -1561,7 +1570,9 @@ impl BpfRun {
         match &self.tables {
             BpfTables::Latency(..) => t.latency.total(),
             BpfTables::Counts(_) => {
-                t.counts.total() + t.log2.values().map(Log2Hist::total).sum::<u64>()
+                t.counts.total()
+                    + t.log2.values().map(Log2Hist::total).sum::<u64>()
+                    + t.linear.values().map(LinearHist::total).sum::<u64>()
             }
         }
     }

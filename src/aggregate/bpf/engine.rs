@@ -15,7 +15,7 @@
 use super::insn::encode_all;
 use super::prog::{fork_follower, BpfError, Context, LatencyPlan, Plan};
 use crate::aggregate::count::{Counts, KeyPart};
-use crate::aggregate::hist::{Log2Hist, LOG2_SLOTS};
+use crate::aggregate::hist::{LinearHist, Log2Hist, LOG2_SLOTS};
 use crate::sys::bpf::{
     LoadError, Map, Prog, MAP_TYPE_HASH, PROG_TYPE_KPROBE, PROG_TYPE_TRACEPOINT,
 };
@@ -184,6 +184,17 @@ impl Engine {
             c.add_n(parts, n);
         }
         c
+    }
+
+    /// A linear histogram of buckets of `step` per key (for a plan with `linear`).
+    pub fn linear_hists(&self, step: u64) -> BTreeMap<Vec<KeyPart>, LinearHist> {
+        let mut m: BTreeMap<Vec<KeyPart>, LinearHist> = BTreeMap::new();
+        for (parts, bucket, n) in self.entries() {
+            let h = m.entry(parts).or_insert_with(|| LinearHist::new(step));
+            let slot = h.buckets.entry(bucket.unwrap_or(0) as u64).or_insert(0);
+            *slot = slot.saturating_add(n);
+        }
+        m
     }
 
     /// A histogram per key (for a plan with one).

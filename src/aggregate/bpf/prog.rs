@@ -133,8 +133,11 @@ pub enum Context {
 pub struct Plan {
     /// The key parts, in order (may be empty: one global counter).
     pub key: Vec<Source>,
-    /// `None`: count per key. `Some(v)`: a log2 histogram of `v` per key.
+    /// `None`: count per key. `Some(v)`: a histogram of `v` per key.
     pub hist: Option<Source>,
+    /// The histogram's buckets: `None` log2 (bcc's `bpf_log2l`), `Some(step)` linear,
+    /// bucket `v / step` (unsigned).
+    pub linear: Option<u64>,
     /// Bytes kept of each string key (including the NUL).
     pub string_cap: u32,
     /// The event kind.
@@ -255,7 +258,15 @@ impl Plan {
             let slot = key_base + size as i32 - 8;
             g.part(v, slot, 8)?;
             g.p.push(Insn::load(Size::DW, R7, FP, slot as i16));
-            g.log2_bucket();
+            match self.linear {
+                Some(step) => {
+                    g.p.push(Insn::mov_reg(R8, R7));
+                    let [a, b] = Insn::ld_imm64(R1, step.max(1));
+                    g.p.extend([a, b]);
+                    g.p.push(Insn::alu_reg(Alu::Div, R8, R1));
+                }
+                None => g.log2_bucket(),
+            }
             g.p.push(Insn::store_reg(Size::DW, FP, slot as i16, R8));
         }
         g.increment(map_fd, key_base as i16);
@@ -775,6 +786,7 @@ mod tests {
         Plan {
             key,
             hist,
+            linear: None,
             string_cap: 64,
             context: Context::Tracepoint,
         }
@@ -837,6 +849,7 @@ mod tests {
         let plan = |context| Plan {
             key: vec![name.clone()],
             hist: None,
+            linear: None,
             string_cap: 32,
             context,
         };
