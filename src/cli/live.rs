@@ -542,6 +542,29 @@ impl Live {
     }
 }
 
+/// The replay session that decodes the records of `file`'s events ([`Live::header`]), with
+/// the script options and plan that print (or symbolize) them.
+pub(super) fn decoder(
+    file: &[u8],
+) -> Result<(
+    crate::replay::session::Session<'_>,
+    crate::replay::script::ScriptOptions,
+    crate::replay::script::Plan,
+)> {
+    let home = std::env::var("HOME").ok();
+    let session = crate::replay::session::Session::new(
+        file,
+        super::script::kernel_symbols(file, home.as_deref()),
+    )
+    .map_err(|e| anyhow!("cannot set up decoding: {e}"))?;
+    let opts = crate::replay::script::ScriptOptions {
+        home,
+        ..Default::default()
+    };
+    let plan = crate::replay::script::plan(&session.evsels, &opts).map_err(anyhow::Error::msg)?;
+    Ok((session, opts, plan))
+}
+
 /// Stops polling the rings whose tasks are all gone: they report POLLHUP on every poll (their
 /// records are still drained each pass). `fds` ends with the signal fd; `ready` is what
 /// `poll_in` said of them.

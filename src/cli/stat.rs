@@ -24,7 +24,7 @@
 //! more than a whole drain behind.
 
 use super::live::{Live, LiveArgs, Step};
-use super::script::{kernel_symbols, MappedFiles};
+use super::script::MappedFiles;
 use crate::aggregate::bpf::engine::{Engine, EngineError, LatencyEngine, ProcessFilter};
 use crate::aggregate::bpf::prog::{Context as BpfContext, LatencyPlan, Plan, Source};
 use crate::aggregate::count::{Counts, KeyPart};
@@ -33,8 +33,8 @@ use crate::aggregate::latency::{Latency, Unit};
 use crate::perf::abi::{perf_type, EventAttr};
 use crate::perf::attr::EventKind;
 use crate::probes::fetch::{parse_fetch_arg, FetchArg, FetchType};
-use crate::replay::script::{self as script_mod, Script, ScriptOptions};
-use crate::replay::session::{Event, Session};
+use crate::replay::script::Script;
+use crate::replay::session::Event;
 use crate::tracefs::format::{EventFormat, FormatField};
 use crate::tracefs::{ProbeKind, Tracefs};
 use anyhow::{anyhow, bail, Context, Result};
@@ -1271,14 +1271,7 @@ fn run_user(
     out: &mut dyn Write,
 ) -> Result<()> {
     let file = live.header()?;
-    let home = std::env::var("HOME").ok();
-    let mut decoder = Session::new(&file, kernel_symbols(&file, home.as_deref()))
-        .map_err(|e| anyhow!("cannot set up decoding: {e}"))?;
-    let sopts = ScriptOptions {
-        home,
-        ..ScriptOptions::default()
-    };
-    let splan = script_mod::plan(&decoder.evsels, &sopts).map_err(anyhow::Error::msg)?;
+    let (mut decoder, sopts, splan) = super::live::decoder(&file)?;
     let files = MappedFiles;
     let mut sink = std::io::sink();
     let mut script = Script::new(&mut sink, &decoder.evsels, splan, sopts, &files);

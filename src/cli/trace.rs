@@ -10,10 +10,10 @@
 //! come out of order by less than one drain interval).
 
 use super::live::{Live, LiveArgs, Step};
-use super::script::{kernel_symbols, MappedFiles};
-use crate::replay::script::{self as script_mod, Script, ScriptOptions};
-use crate::replay::session::{Event, Session};
-use anyhow::{anyhow, Context, Result};
+use super::script::MappedFiles;
+use crate::replay::script::Script;
+use crate::replay::session::Event;
+use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -59,14 +59,7 @@ pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
 
     // The decoder.
     let file = live.header()?;
-    let home = std::env::var("HOME").ok();
-    let mut decoder = Session::new(&file, kernel_symbols(&file, home.as_deref()))
-        .map_err(|e| anyhow!("cannot set up decoding: {e}"))?;
-    let sopts = ScriptOptions {
-        home,
-        ..ScriptOptions::default()
-    };
-    let plan = script_mod::plan(&decoder.evsels, &sopts).map_err(anyhow::Error::msg)?;
+    let (mut decoder, sopts, plan) = super::live::decoder(&file)?;
     let files = MappedFiles;
     let mut dest: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(
