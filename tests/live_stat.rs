@@ -8,7 +8,6 @@ mod common;
 use rprobe::aggregate::count::{Counts, KeyPart};
 use rprobe::aggregate::hist::{LinearHist, Log2Hist};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,22 +16,6 @@ const ENGINES: [&str; 2] = ["user", "bpf"];
 
 fn live(test: &str) -> bool {
     common::live_or_skip(test, common::Needs::Tracefs)
-}
-
-/// The fixture, built once per test process (a rebuild under a running probe would put the
-/// uprobe on the replaced file's inode).
-fn stat_calls() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("stat-{}", std::process::id()));
-        common::build_c_fixture(
-            "stat_calls.c",
-            &["-O0", "-g", "-Wall", "-Wextra", "-Werror"],
-            &dir.join("stat_calls"),
-        )
-    })
-    .clone()
 }
 
 /// `-- sh -c 'exec BIN ARGS >/dev/null'`: the fixture with its own output out of the way
@@ -95,7 +78,7 @@ fn fixture_counts_and_histograms_are_exact_in_both_engines() {
     }
     // One at a time: the load of one would shift another's latencies.
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let b = bin.to_str().expect("path");
     let n = N.to_string();
     let names = ["alpha", "beta", "gamma"];
@@ -158,33 +141,63 @@ fn fixture_counts_and_histograms_are_exact_in_both_engines() {
             "{engine}: {text}"
         );
     }
-    // Linear buckets: the user-space engine (BPF makes log2 histograms, and says so).
+    // Children of the command count too (the BPF engine follows forks in the kernel).
+    for engine in ENGINES {
+        let o = stat(
+            engine,
+            &["syscalls:sys_enter_getppid", "--count", "comm"],
+            &[
+                "--".into(),
+                "sh".into(),
+                "-c".into(),
+                format!("{b} {n} >/dev/null; {b} {n} >/dev/null"),
+            ],
+        );
+        let text = stdout(&o);
+        let row = text.lines().find(|l| l.ends_with("  stat_calls"));
+        assert_eq!(
+            row.and_then(|l| l.split_whitespace().next()),
+            Some((2 * N).to_string().as_str()),
+            "{engine}: {text}"
+        );
+    }
+    // Linear buckets, from both engines.
     let linear = ["-x", b, spec, "--hist", "size", "--linear", "3"];
-    let o = stat("user", &linear, &quiet(b, &[&n]));
     let mut want = LinearHist::new(3);
     for i in 0..u64::from(N) {
         want.add(i % 10 + 1);
     }
-    assert_eq!(stdout(&o), want.render("size"));
+    for engine in ENGINES {
+        let o = stat(engine, &linear, &quiet(b, &[&n]));
+        assert_eq!(stdout(&o), want.render("size"), "{engine}");
+    }
+    // What the BPF engine cannot do: --bpf says so, --bpf=auto says why in one line and
+    // counts in user space (here: a tracefs filter, which only perf samples pass through).
+    let filtered = ["-x", b, spec, "--hist", "size", "--filter", "size > 5"];
+    let mut cmd: Vec<&str> = vec!["stat", "--bpf"];
+    cmd.extend_from_slice(&filtered);
+    let q = quiet(b, &[&n]);
+    cmd.extend(q.iter().map(String::as_str));
     let refused = Command::new(common::rprobe_bin())
-        .args([
-            "stat", "--bpf", "-x", b, spec, "--hist", "size", "--linear", "3", "--", b, &n,
-        ])
+        .args(&cmd)
         .output()
         .expect("run");
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains(
-            "--bpf: the BPF engine makes log2 histograms; --linear needs the user-space engine"
-        ),
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("--bpf: --filter applies to perf samples; the BPF engine does not see it"),
         "{}",
         common::show_output(&refused)
     );
-    // --bpf=auto says why in one line and counts in user space.
     let mut auto_args = vec!["--bpf=auto"];
-    auto_args.extend_from_slice(&linear);
+    auto_args.extend_from_slice(&filtered);
     let auto = stat("user", &auto_args, &quiet(b, &[&n]));
-    assert!(auto.status.success());
+    let mut want = Log2Hist::default();
+    for i in 0..u64::from(N) {
+        if i % 10 + 1 > 5 {
+            want.add(i % 10 + 1);
+        }
+    }
     assert_eq!(stdout(&auto), want.render("size"));
     let err = String::from_utf8_lossy(&auto.stderr).into_owned();
     assert_eq!(
@@ -217,12 +230,19 @@ fn function_latency_lands_in_the_right_log2_buckets() {
     }
     // One at a time: the load of one would shift another's latencies.
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let b = bin.to_str().expect("path");
     for engine in ENGINES {
-        let o = stat(engine, &["-x", b, "--latency", "nap"], &quiet(b, &["nap"]));
+        // Real-time priority (chrt execs the fixture): on a busy machine a woken CFS task
+        // can wait a millisecond for a CPU, which would move a nap into the next bucket.
+        let cmd: Vec<String> = ["--", "chrt", "-f", "10", b, "nap"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = stat(engine, &["-x", b, "--latency", "nap"], &cmd);
         let text = stdout(&o);
-        // Two naps each of 1500, 3000, 6000 and 12000 us: 1024-2047 .. 8192-16383.
+        // Two naps each of 1100, 2200, 4400 and 8800 us: 1024-2047 .. 8192-16383 (near each
+        // bucket's low end: room for sleep overshoot).
         let got: Vec<(u64, u64)> = buckets(&text).into_iter().filter(|b| b.1 > 0).collect();
         assert_eq!(
             got,
@@ -290,7 +310,7 @@ fn run_queue_latency_agrees_between_engines_under_load() {
     }
     // One at a time: the load of one would shift another's latencies.
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let args = [
         "--latency",
         "sched:sched_wakeup,sched:sched_switch",
@@ -320,6 +340,8 @@ fn run_queue_latency_agrees_between_engines_under_load() {
     for mut s in spinners {
         assert!(s.wait().expect("spinner").success());
     }
+    // Both stop at once, before the load ends: perf samples miss hits that leave an idle
+    // CPU (see the README), so an idle tail would widen the gap.
     let (u, b) = (interrupt(user), interrupt(bpf));
     let (nu, nb) = (json_count(&u), json_count(&b));
     assert!(nu >= 2000 && nb >= 2000, "user {nu}, bpf {nb}\n{u}\n{b}");
@@ -345,7 +367,7 @@ fn intervals_print_with_timestamps_and_a_final_total() {
     }
     // One at a time: the load of one would shift another's latencies.
     let _lock = common::tracefs_lock();
-    let bin = stat_calls();
+    let bin = common::stat_calls();
     let b = bin.to_str().expect("path");
     for engine in ENGINES {
         // Ten sleeps of 100 ms: spread over about five intervals.

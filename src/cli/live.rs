@@ -26,6 +26,66 @@ use crate::tracefs::Tracefs;
 use anyhow::{anyhow, bail, Context, Result};
 use std::time::{Duration, Instant};
 
+/// The target and event options `trace` and `stat` share (flattened into their arguments).
+#[derive(Debug, clap::Args)]
+pub(super) struct LiveArgs {
+    /// Probe specs name functions of this binary or library (uprobes) instead of the kernel.
+    #[arg(short = 'x', long = "exec", value_name = "PATH")]
+    pub exec: Option<String>,
+    /// Only these processes (and threads they create later), comma-separated.
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pid: Option<String>,
+    /// The whole system (the default without -p or a command).
+    #[arg(short = 'a', long = "all-cpus")]
+    pub all_cpus: bool,
+    /// Kernel and user callchains (frame pointers).
+    #[arg(short = 'g')]
+    pub callgraph: bool,
+    /// Callchain mode: `fp` (as -g) or `dwarf[,SIZE]` (user stacks of code without frame
+    /// pointers, unwound from DWARF CFI as the events stream; see `rprobe record`).
+    #[arg(long = "call-graph", value_name = "MODE")]
+    pub call_graph: Option<String>,
+    /// A tracefs filter expression on every traced event (`len > 100`).
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Stop after this many seconds.
+    #[arg(long = "duration", value_name = "SECS")]
+    pub duration: Option<f64>,
+}
+
+impl LiveArgs {
+    /// The spec of these options, for `cmd`, with the rest given.
+    pub fn spec<'a>(
+        &'a self,
+        cmd: &'static str,
+        pages: usize,
+        items: &'a [String],
+        command: &'a [String],
+    ) -> Result<LiveSpec<'a>> {
+        let (callchain, dwarf_stack) = match self.call_graph.as_deref() {
+            None => (self.callgraph, 0),
+            Some(m) => match super::record::parse_call_graph(m)? {
+                super::record::CallGraph::Fp => (true, 0),
+                super::record::CallGraph::Dwarf(size) => (false, size),
+            },
+        };
+        Ok(LiveSpec {
+            cmd,
+            exec: self.exec.as_deref(),
+            pid: self.pid.as_deref(),
+            all_cpus: self.all_cpus,
+            callchain,
+            dwarf_stack,
+            filter: self.filter.as_deref(),
+            duration: self.duration,
+            pages,
+            items,
+            command,
+            rings: true,
+        })
+    }
+}
+
 /// What to watch, as the command line gave it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LiveSpec<'a> {
@@ -39,6 +99,8 @@ pub(super) struct LiveSpec<'a> {
     pub all_cpus: bool,
     /// `-g`.
     pub callchain: bool,
+    /// `--call-graph dwarf,SIZE`: bytes of user stack per sample (0: none).
+    pub dwarf_stack: u32,
     /// `--filter` on every event.
     pub filter: Option<&'a str>,
     /// `--duration`.
@@ -90,6 +152,8 @@ pub(super) struct Live {
     /// What the events watch.
     pub scope: Scope,
     watched: Vec<i32>,
+    /// `--call-graph dwarf`: the stack copy size (data maps are synthesized for it).
+    dwarf_stack: u32,
     command: Vec<String>,
     duration: Option<f64>,
     /// The target in words (`'./app'`, `pid 12`, `the whole system`).
@@ -252,6 +316,7 @@ impl Live {
             signals: None,
             scope: Scope::AllCpus,
             watched: Vec::new(),
+            dwarf_stack: spec.dwarf_stack,
             command: spec.command.to_vec(),
             duration: spec.duration,
             what: String::new(),
@@ -306,7 +371,7 @@ impl Live {
                     .collect();
                 let opts = RecorderOptions {
                     callchain: spec.callchain,
-                    dwarf_stack: 0,
+                    dwarf_stack: spec.dwarf_stack,
                     sampling: None,
                     pages: spec.pages,
                     user_only: false,
@@ -390,6 +455,9 @@ impl Live {
             Scope::Command(p) => vec![*p],
         };
         recorder::synthesize_tasks(&mut synth, &pids, &sid);
+        if self.dwarf_stack > 0 {
+            recorder::synthesize_data_maps(&mut synth, &pids, &sid);
+        }
         synth
     }
 
@@ -483,14 +551,7 @@ impl Live {
             if !self.watched.is_empty() && !self.watched.iter().any(|&p| recorder::task_alive(p)) {
                 out.stop = Some("the traced processes exited".into());
             }
-            // Rings whose tasks are gone report POLLHUP forever: stop polling them.
-            let sig_fd = fds.pop();
-            let mut i = 0;
-            fds.retain(|_| {
-                i += 1;
-                !ready.get(i - 1).is_some_and(|r| r.hangup)
-            });
-            fds.extend(sig_fd);
+            drop_hung_up(&mut fds, &ready);
             let mut step = drain(&mut self.recorder, &mut buf, &mut out.lost, sink);
             if out.stop.is_none() && next_tick.is_some_and(|t| Instant::now() >= t) {
                 if let (Some(t), Some(i)) = (&mut next_tick, interval) {
@@ -528,6 +589,42 @@ impl Live {
             None => Ok(()),
         }
     }
+}
+
+/// The replay session that decodes the records of `file`'s events ([`Live::header`]), with
+/// the script options and plan that print (or symbolize) them.
+pub(super) fn decoder(
+    file: &[u8],
+) -> Result<(
+    crate::replay::session::Session<'_>,
+    crate::replay::script::ScriptOptions,
+    crate::replay::script::Plan,
+)> {
+    let home = std::env::var("HOME").ok();
+    let session = crate::replay::session::Session::new(
+        file,
+        super::script::kernel_symbols(file, home.as_deref()),
+    )
+    .map_err(|e| anyhow!("cannot set up decoding: {e}"))?;
+    let opts = crate::replay::script::ScriptOptions {
+        home,
+        ..Default::default()
+    };
+    let plan = crate::replay::script::plan(&session.evsels, &opts).map_err(anyhow::Error::msg)?;
+    Ok((session, opts, plan))
+}
+
+/// Stops polling the rings whose tasks are all gone: they report POLLHUP on every poll (their
+/// records are still drained each pass). `fds` ends with the signal fd; `ready` is what
+/// `poll_in` said of them.
+pub(super) fn drop_hung_up(fds: &mut Vec<std::os::fd::RawFd>, ready: &[pe::Ready]) {
+    let sig_fd = fds.pop();
+    let mut i = 0;
+    fds.retain(|_| {
+        i += 1;
+        !ready.get(i - 1).is_some_and(|r| r.hangup)
+    });
+    fds.extend(sig_fd);
 }
 
 /// One drain of every ring into `sink`.

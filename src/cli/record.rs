@@ -832,15 +832,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stop = true;
         }
-        // A ring whose tasks are all gone reports POLLHUP at once on every poll: stop
-        // polling it (its records are still drained each pass).
-        let sig_fd = fds.pop();
-        let mut i = 0;
-        fds.retain(|_| {
-            i += 1;
-            !ready.get(i - 1).is_some_and(|r| r.hangup)
-        });
-        fds.extend(sig_fd);
+        super::live::drop_hung_up(&mut fds, &ready);
         if !command_mode
             && !matches!(scope, Scope::AllCpus)
             && !watched.iter().any(|&p| recorder::task_alive(p))

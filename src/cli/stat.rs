@@ -23,9 +23,9 @@
 //! time the previous drain saw, which puts every record in order unless a ring's reader falls
 //! more than a whole drain behind.
 
-use super::live::{Live, LiveSpec, Step};
-use super::script::{kernel_symbols, MappedFiles};
-use crate::aggregate::bpf::engine::{Engine, EngineError, LatencyEngine};
+use super::live::{Live, LiveArgs, Step};
+use super::script::MappedFiles;
+use crate::aggregate::bpf::engine::{Engine, EngineError, LatencyEngine, ProcessFilter};
 use crate::aggregate::bpf::prog::{Context as BpfContext, LatencyPlan, Plan, Source};
 use crate::aggregate::count::{Counts, KeyPart};
 use crate::aggregate::hist::{LinearHist, Log2Hist};
@@ -33,8 +33,8 @@ use crate::aggregate::latency::{Latency, Unit};
 use crate::perf::abi::{perf_type, EventAttr};
 use crate::perf::attr::EventKind;
 use crate::probes::fetch::{parse_fetch_arg, FetchArg, FetchType};
-use crate::replay::script::{self as script_mod, Script, ScriptOptions};
-use crate::replay::session::{Event, Session};
+use crate::replay::script::Script;
+use crate::replay::session::{Event, Evsel};
 use crate::tracefs::format::{EventFormat, FormatField};
 use crate::tracefs::{ProbeKind, Tracefs};
 use anyhow::{anyhow, bail, Context, Result};
@@ -65,24 +65,8 @@ runqlat); --json prints one object per table, documented in the README.";
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct StatArgs {
-    /// Probe specs name functions of this binary or library (uprobes) instead of the kernel.
-    #[arg(short = 'x', long = "exec", value_name = "PATH")]
-    exec: Option<String>,
-    /// Only these processes (and threads they create later), comma-separated.
-    #[arg(short = 'p', long = "pid", value_name = "PID")]
-    pid: Option<String>,
-    /// The whole system (the default without -p or a command).
-    #[arg(short = 'a', long = "all-cpus")]
-    all_cpus: bool,
-    /// Kernel and user callchains (implied by the `stack` key).
-    #[arg(short = 'g')]
-    callgraph: bool,
-    /// A tracefs filter expression on every event (user-space engine).
-    #[arg(long = "filter", value_name = "EXPR")]
-    filter: Option<String>,
-    /// Stop after this many seconds.
-    #[arg(long = "duration", value_name = "SECS")]
-    duration: Option<f64>,
+    #[command(flatten)]
+    live: LiveArgs,
     /// Count events by these keys (none: one count per event).
     #[arg(long = "count", value_name = "KEY,...", num_args = 0..=1, default_missing_value = "")]
     count: Option<String>,
@@ -230,31 +214,37 @@ fn probe_info(tracefs: &Tracefs, group: &str, event: &str) -> Option<ProbeInfo> 
                 BpfContext::Uprobe { probe_offset: off }
             }
         };
-        let mut args = HashMap::new();
-        for a in &line.args {
-            let Some((name, body)) = a.split_once('=') else {
-                continue;
-            };
-            // The type follows the last ':' outside parentheses.
-            let (fetch, ty) = match body.rfind(':').filter(|&i| !body[i..].contains(')')) {
-                Some(i) => (&body[..i], Some(&body[i + 1..])),
-                None => (body, None),
-            };
-            let Ok(arg) = parse_fetch_arg(fetch, 0) else {
-                continue;
-            };
-            let ty = match ty {
-                Some(t) => match FetchType::parse(t, 0) {
-                    Ok(t) => t,
-                    Err(_) => continue,
-                },
-                None => FetchType::X(64),
-            };
-            args.insert(name.to_owned(), (arg, ty));
-        }
+        let args = parse_probe_args(&line.args);
         return Some(ProbeInfo { ctx, args });
     }
     None
+}
+
+/// `NAME=FETCHARG[:TYPE]` arguments of a `*_events` line, by name; the kernel's default type
+/// (x64) when none is written. Arguments that do not parse are left out (the user-space
+/// engine still reads them from the record).
+fn parse_probe_args(args: &[String]) -> HashMap<String, (FetchArg, FetchType)> {
+    let mut out = HashMap::new();
+    for a in args {
+        let Some((name, body)) = a.split_once('=') else {
+            continue;
+        };
+        // The type follows the last ':' outside parentheses.
+        let (fetch, ty) = match body.rfind(':').filter(|&i| !body[i..].contains(')')) {
+            Some(i) => (&body[..i], Some(&body[i + 1..])),
+            None => (body, None),
+        };
+        let Ok(arg) = parse_fetch_arg(fetch, 0) else {
+            continue;
+        };
+        let ty = match ty.map(|t| FetchType::parse(t, 0)) {
+            Some(Ok(t)) => t,
+            Some(Err(_)) => continue,
+            None => FetchType::X(64),
+        };
+        out.insert(name.to_owned(), (arg, ty));
+    }
+    out
 }
 
 fn field_kind(f: &FormatField, probe_ty: Option<&FetchType>) -> Kind {
@@ -396,6 +386,9 @@ fn read_field(f: &FormatField, kind: Kind, raw: &[u8]) -> Option<KeyPart> {
     }
     let v = u64_le(cell);
     let bits = 8 * cell.len().min(8) as u32;
+    if bits == 0 {
+        return None;
+    }
     Some(match kind {
         Kind::Int => {
             let shift = 64 - bits;
@@ -880,19 +873,9 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
         Mode::Hist { by, .. } => by.iter().any(|k| k == "stack" || k == "$stack"),
         Mode::Latency => false,
     };
-    let mut spec = LiveSpec {
-        cmd: "stat",
-        exec: args.exec.as_deref(),
-        pid: args.pid.as_deref(),
-        all_cpus: args.all_cpus,
-        callchain: args.callgraph || stack,
-        filter: args.filter.as_deref(),
-        duration: args.duration,
-        pages: args.pages,
-        items: &items,
-        command: &args.command,
-        rings: true,
-    };
+    let mut spec = args.live.spec("stat", args.pages, &items, &args.command)?;
+    // A stack key needs callchains: frame pointers unless `--call-graph dwarf` was asked for.
+    spec.callchain |= stack && spec.dwarf_stack == 0;
     let mut live = Live::prepare(&spec)?;
 
     // The events in the order of the items: probes come first in `kinds`, in spec order.
@@ -1009,15 +992,7 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
         .iter()
         .flat_map(|p| p.keys.iter().chain(p.value.iter()))
         .try_for_each(|k| k.bpf.as_ref().map(|_| ()).map_err(Clone::clone))
-        .and_then(|()| match &mode {
-            Mode::Hist {
-                linear: Some(_), ..
-            } => Err(
-                "the BPF engine makes log2 histograms; --linear needs the user-space engine".into(),
-            ),
-            _ => Ok(()),
-        })
-        .and_then(|()| match args.filter {
+        .and_then(|()| match args.live.filter {
             Some(_) => {
                 Err("--filter applies to perf samples; the BPF engine does not see it".into())
             }
@@ -1074,11 +1049,27 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
     let mut bpf = None;
     if use_bpf {
         let tgids: Vec<u32> = match (live.child_pid(), live.watched()) {
-            (Some(p), _) if !args.all_cpus => vec![p as u32],
+            (Some(p), _) if !args.live.all_cpus => vec![p as u32],
             (_, w) if !w.is_empty() => w.iter().map(|&p| p as u32).collect(),
             _ => Vec::new(),
         };
-        match BpfRun::load(&plans, &mode, unit, &tgids, several) {
+        // Children of the command (and of -p's processes) are followed through fork.
+        // (Latencies pair events of any task: the programs are not filtered.)
+        let fork = if tgids.is_empty() || mode == Mode::Latency {
+            None
+        } else {
+            let f = live
+                .tracefs
+                .event_format("sched", "sched_process_fork")
+                .context("the BPF engine follows forks with sched:sched_process_fork")?;
+            let off = f
+                .find_field("child_pid")
+                .map(|c| c.offset)
+                .ok_or_else(|| anyhow!("sched:sched_process_fork has no child_pid field"))?;
+            Some((u64::from(f.id), off))
+        };
+        let filter = fork.map(|(id, off)| (tgids.as_slice(), id, off));
+        match BpfRun::load(&plans, &mode, unit, filter, several) {
             Ok(b) => {
                 printer.engine = "bpf";
                 bpf = Some(b);
@@ -1150,6 +1141,7 @@ impl UserAgg<'_> {
         &mut self,
         keys: &[Key],
         m: &mut crate::replay::machine::Machine,
+        ev: &Evsel,
         sample: &crate::perf::reader::records::Sample<'_>,
         script: &mut Script<'_, W>,
     ) -> Option<Vec<KeyPart>> {
@@ -1165,13 +1157,25 @@ impl UserAgg<'_> {
                 KeySrc::Tid => KeyPart::UInt(sample.tid as u32 as u64),
                 KeySrc::Field(f) => read_field(f, k.kind, raw)?,
                 KeySrc::Stack => {
-                    let chain = sample.callchain.unwrap_or_default();
                     let maps = m.findnew(sample.pid, sample.tid).maps;
+                    // `--call-graph dwarf`: the kernel part and the unwound user frames.
+                    let unwound = if crate::replay::unwind::is_dwarf(&ev.attr) {
+                        script
+                            .unwound_chain(m, maps, ev, sample)
+                            .map(<[u8]>::to_vec)
+                    } else {
+                        None
+                    };
+                    let mut sample = *sample;
+                    if let Some(c) = &unwound {
+                        sample.callchain = Some(c);
+                    }
+                    let chain = sample.callchain.unwrap_or_default();
                     let id = (maps, chain.to_vec());
                     if let Some(s) = self.stacks.get(&id) {
                         KeyPart::Str(s.clone())
                     } else {
-                        let frames = script.frames(m, maps, sample);
+                        let frames = script.frames(m, maps, &sample);
                         let names: Vec<String> = frames
                             .iter()
                             .rev()
@@ -1198,6 +1202,7 @@ impl UserAgg<'_> {
     fn sample<W: Write>(
         &mut self,
         m: &mut crate::replay::machine::Machine,
+        ev: &Evsel,
         evsel: usize,
         sample: &crate::perf::reader::records::Sample<'_>,
         script: &mut Script<'_, W>,
@@ -1208,7 +1213,7 @@ impl UserAgg<'_> {
         let plan = &self.plans[pi];
         self.events += 1;
         let several = self.plans.len() > 1;
-        let Some(mut key) = self.key_of(&plan.keys, m, sample, script) else {
+        let Some(mut key) = self.key_of(&plan.keys, m, ev, sample, script) else {
             return;
         };
         match &self.mode {
@@ -1281,14 +1286,7 @@ fn run_user(
     out: &mut dyn Write,
 ) -> Result<()> {
     let file = live.header()?;
-    let home = std::env::var("HOME").ok();
-    let mut decoder = Session::new(&file, kernel_symbols(&file, home.as_deref()))
-        .map_err(|e| anyhow!("cannot set up decoding: {e}"))?;
-    let sopts = ScriptOptions {
-        home,
-        ..ScriptOptions::default()
-    };
-    let splan = script_mod::plan(&decoder.evsels, &sopts).map_err(anyhow::Error::msg)?;
+    let (mut decoder, sopts, splan) = super::live::decoder(&file)?;
     let files = MappedFiles;
     let mut sink = std::io::sink();
     let mut script = Script::new(&mut sink, &decoder.evsels, splan, sopts, &files);
@@ -1311,9 +1309,9 @@ fn run_user(
     };
     macro_rules! feed {
         ($bytes:expr) => {
-            decoder.feed($bytes, &mut |m, _ev, e| {
+            decoder.feed($bytes, &mut |m, evsels, e| {
                 if let Event::Sample { evsel, sample, .. } = e {
-                    agg.sample(m, evsel, &sample, &mut script);
+                    agg.sample(m, &evsels[evsel], evsel, &sample, &mut script);
                 }
                 Ok(())
             })
@@ -1357,7 +1355,8 @@ fn run_user(
         outcome.lost,
     );
     eprintln!(
-        "rprobe stat: {events} events, lost {}{}",
+        "rprobe stat: {events} event{}, lost {}{}",
+        plural(events),
         outcome.lost,
         outcome.stop.map(|r| format!(" ({r})")).unwrap_or_default()
     );
@@ -1394,6 +1393,14 @@ fn print_end(
     out.flush()
 }
 
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 fn lost_in(buf: &[u8]) -> u64 {
     crate::perf::ring::records(buf)
         .filter(|r| r.type_ == crate::perf::abi::record::LOST)
@@ -1416,6 +1423,15 @@ struct BpfRun {
     /// Per engine of `Counts`: the event name and key kinds.
     shapes: Vec<(String, Vec<Kind>)>,
     several: bool,
+    /// The process filter and its fork program's event (kept open).
+    _filter: Option<(ProcessFilter, OwnedFd)>,
+}
+
+fn attached(r: Result<(), crate::sys::SyscallError>) -> Result<(), EngineError> {
+    r.map_err(|source| EngineError::Map {
+        hint: "PERF_EVENT_IOC_SET_BPF was refused".into(),
+        source,
+    })
 }
 
 /// A counting perf event on tracefs event `id` (CPU 0, every task) for a program to ride on:
@@ -1440,10 +1456,25 @@ impl BpfRun {
         plans: &[EventPlan],
         mode: &Mode,
         unit: Unit,
-        tgids: &[u32],
+        filter: Option<(&[u32], u64, u32)>,
         several: bool,
     ) -> Result<BpfRun, EngineError> {
         let src = |k: &Key| k.bpf.clone().unwrap_or(Source::Tid);
+        let filter = match filter {
+            Some((tgids, fork_id, child_pid_offset)) => {
+                let f = ProcessFilter::load(MAX_KEYS, child_pid_offset)?;
+                for &t in tgids {
+                    f.add(t).map_err(|source| EngineError::Map {
+                        hint: "cannot fill the process filter".into(),
+                        source,
+                    })?;
+                }
+                let fd = carrier(fork_id, "sched:sched_process_fork")?;
+                attached(f.attach(&fd))?;
+                Some((f, fd))
+            }
+            None => None,
+        };
         if *mode == Mode::Latency {
             let plan = LatencyPlan {
                 entry_key: src(&plans[0].keys[0]),
@@ -1459,18 +1490,13 @@ impl BpfRun {
             let eng = LatencyEngine::load(&plan, MAX_KEYS)?;
             let a = carrier(plans[0].id, &plans[0].name)?;
             let b = carrier(plans[1].id, &plans[1].name)?;
-            let attach = |r: Result<(), crate::sys::SyscallError>| {
-                r.map_err(|source| EngineError::Map {
-                    hint: "PERF_EVENT_IOC_SET_BPF was refused".into(),
-                    source,
-                })
-            };
-            attach(eng.attach_entry(&a))?;
-            attach(eng.attach_exit(&b))?;
+            attached(eng.attach_entry(&a))?;
+            attached(eng.attach_exit(&b))?;
             return Ok(BpfRun {
                 tables: BpfTables::Latency(eng, [a, b]),
                 shapes: Vec::new(),
                 several: false,
+                _filter: filter,
             });
         }
         let mut engines = Vec::new();
@@ -1479,15 +1505,16 @@ impl BpfRun {
             let plan = Plan {
                 key: p.keys.iter().map(src).collect(),
                 hist: p.value.as_ref().map(src),
+                linear: match mode {
+                    Mode::Hist { linear, .. } => *linear,
+                    _ => None,
+                },
                 string_cap: STRING_CAP,
                 context: p.ctx,
             };
-            let eng = Engine::load_for(plan, MAX_KEYS, tgids)?;
+            let eng = Engine::load_for(plan, MAX_KEYS, filter.as_ref().map(|(f, _)| f))?;
             let fd = carrier(p.id, &p.name)?;
-            eng.attach(&fd).map_err(|source| EngineError::Map {
-                hint: "PERF_EVENT_IOC_SET_BPF was refused".into(),
-                source,
-            })?;
+            attached(eng.attach(&fd))?;
             engines.push((eng, fd));
             shapes.push((p.name.clone(), p.keys.iter().map(|k| k.kind).collect()));
         }
@@ -1495,6 +1522,7 @@ impl BpfRun {
             tables: BpfTables::Counts(engines),
             shapes,
             several,
+            _filter: filter,
         })
     }
 
@@ -1516,6 +1544,19 @@ impl BpfRun {
                         k
                     };
                     match mode {
+                        Mode::Hist {
+                            linear: Some(step), ..
+                        } => {
+                            for (k, h) in eng.linear_hists(*step) {
+                                let slot = t
+                                    .linear
+                                    .entry(fix(k))
+                                    .or_insert_with(|| LinearHist::new(*step));
+                                for (b, n) in h.buckets {
+                                    *slot.buckets.entry(b).or_insert(0) += n;
+                                }
+                            }
+                        }
                         Mode::Hist { .. } => {
                             for (k, h) in eng.hists() {
                                 t.log2.entry(fix(k)).or_default().merge(&h);
@@ -1537,7 +1578,9 @@ impl BpfRun {
         match &self.tables {
             BpfTables::Latency(..) => t.latency.total(),
             BpfTables::Counts(_) => {
-                t.counts.total() + t.log2.values().map(Log2Hist::total).sum::<u64>()
+                t.counts.total()
+                    + t.log2.values().map(Log2Hist::total).sum::<u64>()
+                    + t.linear.values().map(LinearHist::total).sum::<u64>()
             }
         }
     }
@@ -1569,7 +1612,8 @@ fn run_bpf(
     let closed = live.close();
     let printed = print_end(printer, out, interval, &last, &tables, start, 0);
     eprintln!(
-        "rprobe stat: {events} events counted in the kernel{}",
+        "rprobe stat: {events} event{} counted in the kernel{}",
+        plural(events),
         outcome.stop.map(|r| format!(" ({r})")).unwrap_or_default()
     );
     closed?;
@@ -1631,6 +1675,57 @@ mod tests {
             KeyPart::Int(-1)
         );
         assert_eq!(normalize(KeyPart::UInt(16), Kind::Hex), KeyPart::Hex(16));
+    }
+
+    #[test]
+    fn probe_lines_give_fetch_args_and_types() {
+        let args: Vec<String> = [
+            "size=%di:s64",
+            "name=+0(%si):ustring",
+            "ptr=+8(%dx)",
+            "bad=%nosuch:u8",
+            "noeq",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let m = parse_probe_args(&args);
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(m["size"], (FetchArg::Reg("di"), FetchType::S(64)));
+        assert_eq!(m["name"].1, FetchType::Ustring);
+        assert_eq!(m["ptr"].1, FetchType::X(64));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn probe_args_never_panic(args in proptest::collection::vec("(\\PC|:|=|\\(|\\)|%|\\+){0,40}", 0..6)) {
+            let _ = parse_probe_args(&args);
+        }
+
+        #[test]
+        fn raw_records_never_panic(
+            offset in 0u32..80,
+            size in 0u32..40,
+            flags in 0u8..8,
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..96),
+        ) {
+            let f = FormatField {
+                decl: String::new(),
+                type_name: "u32".into(),
+                name: "f".into(),
+                offset,
+                size,
+                signed: flags & 1 != 0,
+                data_loc: flags & 2 != 0,
+                rel_loc: flags & 4 != 0,
+                array: flags & 6 == 4,
+                array_len: None,
+                common: false,
+            };
+            for kind in [Kind::Int, Kind::UInt, Kind::Hex, Kind::Str] {
+                let _ = read_field(&f, kind, &raw);
+            }
+        }
     }
 
     #[test]

@@ -9,11 +9,11 @@
 //! a batch, in time order within the batch (records of two CPUs that straddle a drain may
 //! come out of order by less than one drain interval).
 
-use super::live::{Live, LiveSpec, Step};
-use super::script::{kernel_symbols, MappedFiles};
-use crate::replay::script::{self as script_mod, Script, ScriptOptions};
-use crate::replay::session::{Event, Session};
-use anyhow::{anyhow, Context, Result};
+use super::live::{Live, LiveArgs, Step};
+use super::script::MappedFiles;
+use crate::replay::script::Script;
+use crate::replay::session::Event;
+use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,24 +32,8 @@ Examples:
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct TraceArgs {
-    /// Probe specs name functions of this binary or library (uprobes) instead of the kernel.
-    #[arg(short = 'x', long = "exec", value_name = "PATH")]
-    exec: Option<String>,
-    /// Only these processes (and threads they create later), comma-separated.
-    #[arg(short = 'p', long = "pid", value_name = "PID")]
-    pid: Option<String>,
-    /// The whole system (the default without -p or a command).
-    #[arg(short = 'a', long = "all-cpus")]
-    all_cpus: bool,
-    /// Kernel and user callchains (frame pointers).
-    #[arg(short = 'g')]
-    callgraph: bool,
-    /// A tracefs filter expression on every traced event (`len > 100`).
-    #[arg(long = "filter", value_name = "EXPR")]
-    filter: Option<String>,
-    /// Stop after this many seconds.
-    #[arg(long = "duration", value_name = "SECS")]
-    duration: Option<f64>,
+    #[command(flatten)]
+    live: LiveArgs,
     /// Write the events to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
@@ -70,31 +54,14 @@ pub struct TraceArgs {
 }
 
 pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
-    let spec = LiveSpec {
-        cmd: "trace",
-        exec: args.exec.as_deref(),
-        pid: args.pid.as_deref(),
-        all_cpus: args.all_cpus,
-        callchain: args.callgraph,
-        filter: args.filter.as_deref(),
-        duration: args.duration,
-        pages: args.pages,
-        items: &args.items,
-        command: &args.command,
-        rings: true,
-    };
+    let spec = args
+        .live
+        .spec("trace", args.pages, &args.items, &args.command)?;
     let mut live = Live::open(&spec)?;
 
     // The decoder.
     let file = live.header()?;
-    let home = std::env::var("HOME").ok();
-    let mut decoder = Session::new(&file, kernel_symbols(&file, home.as_deref()))
-        .map_err(|e| anyhow!("cannot set up decoding: {e}"))?;
-    let sopts = ScriptOptions {
-        home,
-        ..ScriptOptions::default()
-    };
-    let plan = script_mod::plan(&decoder.evsels, &sopts).map_err(anyhow::Error::msg)?;
+    let (mut decoder, sopts, plan) = super::live::decoder(&file)?;
     let files = MappedFiles;
     let mut dest: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(

@@ -196,6 +196,23 @@ pub fn build_cxx_fixture(source: &str, flags: &[&str], out: &Path) -> PathBuf {
     out.to_path_buf()
 }
 
+/// `fixtures/src/stat_calls.c` (known distributions for `rprobe stat`), built once per test
+/// process: tests run in parallel, and a rebuild while another test runs it fails with
+/// ETXTBSY, or, under a uprobe, moves the file off the probed inode.
+pub fn stat_calls() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("stat-calls-{}", std::process::id()));
+        build_c_fixture(
+            "stat_calls.c",
+            &["-O0", "-g", "-Wall", "-Wextra", "-Werror"],
+            &dir.join("stat_calls"),
+        )
+    })
+    .clone()
+}
+
 /// Copies `from` to `to` through `strip -o`, writing `to.flags`.
 fn strip_copy(version: &str, from: &Path, to: &Path) {
     let parent = to.parent().expect("fixture output has a parent");

@@ -125,6 +125,16 @@ rprobe_instances_del() {
     done
 }
 
+# Removes every rprobe_<pid> session probe from kprobe_events (what a broken `rprobe trace`
+# or `rprobe stat` could leave).
+rprobe_kprobes_del() {
+    grep -q '^[pr][0-9]*:rprobe_' "$T/kprobe_events" 2>/dev/null || return 0
+    grep '^[pr][0-9]*:rprobe_' "$T/kprobe_events" | while read -r l; do
+        ev="${l%% *}"
+        echo "-:${ev#*:}" >> "$T/kprobe_events"
+    done
+}
+
 # event_args FILE EVENT COMM: the fetched arguments of each EVENT line that COMM produced in
 # trace file FILE, one per line ("dfd=-100 filename=\"/etc/x\""), without the
 # "(func+0x0/0x170)" location. A line whose task shows as "<...>" counts too: the trace

@@ -13,9 +13,9 @@
 //! uprobe's filter limits hits to that task.
 
 use super::insn::encode_all;
-use super::prog::{BpfError, Context, LatencyPlan, Plan};
+use super::prog::{fork_follower, BpfError, Context, LatencyPlan, Plan};
 use crate::aggregate::count::{Counts, KeyPart};
-use crate::aggregate::hist::{Log2Hist, LOG2_SLOTS};
+use crate::aggregate::hist::{LinearHist, Log2Hist, LOG2_SLOTS};
 use crate::sys::bpf::{
     LoadError, Map, Prog, MAP_TYPE_HASH, PROG_TYPE_KPROBE, PROG_TYPE_TRACEPOINT,
 };
@@ -95,6 +95,37 @@ pub fn check_bpf() -> Result<(), EngineError> {
     create_map(8, 1).map(drop)
 }
 
+/// The processes a filtered [`Engine`] counts: a hash map of tgids, and the program that
+/// adds the children they fork (attach it to `sched:sched_process_fork`).
+#[derive(Debug)]
+pub struct ProcessFilter {
+    map: Map,
+    prog: Prog,
+}
+
+impl ProcessFilter {
+    /// The map (room for `max` processes) and the fork program; `child_pid_offset` is the
+    /// `child_pid` field's offset in this kernel's `sched_process_fork` format.
+    pub fn load(max: u32, child_pid_offset: u32) -> Result<ProcessFilter, EngineError> {
+        let map = create_map(8, max)?;
+        let insns = fork_follower(map.raw_fd(), child_pid_offset);
+        let prog = Prog::load(PROG_TYPE_TRACEPOINT, &encode_all(&insns), "rprobe_fork")
+            .map_err(|source| EngineError::Load { source })?;
+        Ok(ProcessFilter { map, prog })
+    }
+
+    /// Counts the process `tgid` (and, once the fork program runs, its future children).
+    pub fn add(&self, tgid: u32) -> Result<(), SyscallError> {
+        let k = u64::from(tgid).to_ne_bytes();
+        self.map.update(&k, &k)
+    }
+
+    /// Runs the fork program on the `sched_process_fork` perf event `event`.
+    pub fn attach(&self, event: &OwnedFd) -> Result<(), SyscallError> {
+        self.prog.attach(event)
+    }
+}
+
 /// A loaded program and its map.
 #[derive(Debug)]
 pub struct Engine {
@@ -106,14 +137,18 @@ pub struct Engine {
 impl Engine {
     /// Creates the map (at most `max_entries` keys), generates and loads the program.
     pub fn load(plan: Plan, max_entries: u32) -> Result<Engine, EngineError> {
-        Engine::load_for(plan, max_entries, &[])
+        Engine::load_for(plan, max_entries, None)
     }
 
-    /// [`Engine::load`] counting only hits in the processes `tgids` (all when empty).
-    pub fn load_for(plan: Plan, max_entries: u32, tgids: &[u32]) -> Result<Engine, EngineError> {
+    /// [`Engine::load`] counting only hits in the processes of `filter` (all without one).
+    pub fn load_for(
+        plan: Plan,
+        max_entries: u32,
+        filter: Option<&ProcessFilter>,
+    ) -> Result<Engine, EngineError> {
         let (_, key_size) = plan.layout();
         let map = create_map(key_size, max_entries)?;
-        let insns = plan.codegen_for(map.raw_fd(), tgids)?;
+        let insns = plan.codegen_for(map.raw_fd(), filter.map(|f| f.map.raw_fd()))?;
         let prog = Prog::load(prog_type(plan.context), &encode_all(&insns), "rprobe_stat")
             .map_err(|source| EngineError::Load { source })?;
         Ok(Engine { map, prog, plan })
@@ -149,6 +184,17 @@ impl Engine {
             c.add_n(parts, n);
         }
         c
+    }
+
+    /// A linear histogram of buckets of `step` per key (for a plan with `linear`).
+    pub fn linear_hists(&self, step: u64) -> BTreeMap<Vec<KeyPart>, LinearHist> {
+        let mut m: BTreeMap<Vec<KeyPart>, LinearHist> = BTreeMap::new();
+        for (parts, bucket, n) in self.entries() {
+            let h = m.entry(parts).or_insert_with(|| LinearHist::new(step));
+            let slot = h.buckets.entry(bucket.unwrap_or(0) as u64).or_insert(0);
+            *slot = slot.saturating_add(n);
+        }
+        m
     }
 
     /// A histogram per key (for a plan with one).

@@ -133,8 +133,11 @@ pub enum Context {
 pub struct Plan {
     /// The key parts, in order (may be empty: one global counter).
     pub key: Vec<Source>,
-    /// `None`: count per key. `Some(v)`: a log2 histogram of `v` per key.
+    /// `None`: count per key. `Some(v)`: a histogram of `v` per key.
     pub hist: Option<Source>,
+    /// The histogram's buckets: `None` log2 (bcc's `bpf_log2l`), `Some(step)` linear,
+    /// bucket `v / step` (unsigned).
+    pub linear: Option<u64>,
     /// Bytes kept of each string key (including the NUL).
     pub string_cap: u32,
     /// The event kind.
@@ -151,8 +154,6 @@ pub const PASS: i32 = 1;
 
 /// Bytes of BPF stack the key may take (the rest holds scratch slots).
 pub const MAX_KEY_BYTES: usize = 448;
-/// Processes a program's filter names at most.
-pub const MAX_TGIDS: usize = 64;
 const SCRATCH: i16 = -8; // fp-8: one u64 for reads and the initial counter value
 
 impl Plan {
@@ -211,19 +212,14 @@ impl Plan {
     /// The program, for the hash map behind `map_fd` (keys of [`Plan::layout`] size, `u64`
     /// values).
     pub fn codegen(&self, map_fd: i32) -> Result<Vec<Insn>, BpfError> {
-        self.codegen_for(map_fd, &[])
+        self.codegen_for(map_fd, None)
     }
 
-    /// [`Plan::codegen`] counting only hits in the processes `tgids` (all when empty): a
-    /// program runs on every hit of its event in every task, so `-p` and a command's scope
-    /// are checked in the program (`bpf_get_current_pid_tgid() >> 32`).
-    pub fn codegen_for(&self, map_fd: i32, tgids: &[u32]) -> Result<Vec<Insn>, BpfError> {
-        if tgids.len() > MAX_TGIDS {
-            return Err(BpfError::Unsupported {
-                what: format!("a filter on {} processes", tgids.len()),
-                why: "the BPF engine filters at most 64 processes; use the user-space engine",
-            });
-        }
+    /// [`Plan::codegen`] counting only hits in the processes whose tgid is a key of the hash
+    /// map behind `filter_fd` (all hits without one): a program runs on every hit of its
+    /// event in every task, so `-p` and a command's scope are checked in the program
+    /// (`bpf_get_current_pid_tgid() >> 32`); [`fork_follower`] keeps the map current.
+    pub fn codegen_for(&self, map_fd: i32, filter_fd: Option<i32>) -> Result<Vec<Insn>, BpfError> {
         let (offs, size) = self.layout();
         if size as usize > MAX_KEY_BYTES {
             return Err(BpfError::KeyTooLarge {
@@ -237,21 +233,8 @@ impl Plan {
             ctx: self.context,
         };
         g.p.push(Insn::mov_reg(R6, R1));
-        if !tgids.is_empty() {
-            g.p.push(Insn::call(helper::GET_CURRENT_PID_TGID));
-            g.p.push(Insn::alu_imm(Alu::Rsh, R0, 32));
-            let n = tgids.len();
-            for (i, &t) in tgids.iter().enumerate() {
-                // Matched: skip the other compares and the early exit.
-                g.p.push(Insn::jmp_imm(
-                    Cond::Eq,
-                    R0,
-                    t as i32,
-                    (n - 1 - i + 2) as i16,
-                ));
-            }
-            g.p.push(Insn::mov_imm(R0, PASS));
-            g.p.push(Insn::exit());
+        if let Some(fd) = filter_fd {
+            g.current_tgid_in(fd);
         }
         for i in 0..size / 8 {
             g.p.push(Insn::store_imm(
@@ -275,7 +258,15 @@ impl Plan {
             let slot = key_base + size as i32 - 8;
             g.part(v, slot, 8)?;
             g.p.push(Insn::load(Size::DW, R7, FP, slot as i16));
-            g.log2_bucket();
+            match self.linear {
+                Some(step) => {
+                    g.p.push(Insn::mov_reg(R8, R7));
+                    let [a, b] = Insn::ld_imm64(R1, step.max(1));
+                    g.p.extend([a, b]);
+                    g.p.push(Insn::alu_reg(Alu::Div, R8, R1));
+                }
+                None => g.log2_bucket(),
+            }
             g.p.push(Insn::store_reg(Size::DW, FP, slot as i16, R8));
         }
         g.increment(map_fd, key_base as i16);
@@ -364,6 +355,32 @@ impl LatencyPlan {
     }
 }
 
+/// The program on `sched:sched_process_fork` that adds a child to the process filter
+/// `filter_fd` when its parent is in it (the parent is the current task; `child_pid_offset`
+/// is the `child_pid` field's offset in this kernel's format), so that a command's children
+/// are counted as the user-space engine's inherited perf events count them.
+pub fn fork_follower(filter_fd: i32, child_pid_offset: u32) -> Vec<Insn> {
+    let mut g = Gen {
+        p: vec![Insn::mov_reg(R6, R1)],
+        ctx: Context::Tracepoint,
+    };
+    g.current_tgid_in(filter_fd);
+    // fp-16 = (u64) child_pid; filter[fp-16] = fp-16
+    g.p.push(Insn::store_imm(Size::DW, FP, SCRATCH - 8, 0));
+    g.p.push(Insn::mov_reg(R3, R6));
+    g.p.push(Insn::alu_imm(Alu::Add, R3, child_pid_offset as i32));
+    g.read_into(helper::PROBE_READ_KERNEL, SCRATCH as i32 - 8, 4);
+    let [a, b] = Insn::ld_map_fd(R1, filter_fd);
+    g.p.extend([a, b]);
+    g.fp_ptr(R2, SCRATCH as i32 - 8);
+    g.fp_ptr(R3, SCRATCH as i32 - 8);
+    g.p.push(Insn::mov_imm(R4, 0)); // BPF_ANY
+    g.p.push(Insn::call(helper::MAP_UPDATE_ELEM));
+    g.p.push(Insn::mov_imm(R0, PASS));
+    g.p.push(Insn::exit());
+    g.p
+}
+
 struct Gen {
     p: Vec<Insn>,
     ctx: Context,
@@ -384,6 +401,21 @@ impl Gen {
         };
         g.part(source, key, 8)?;
         Ok((g, key))
+    }
+
+    /// Returns PASS unless the current tgid is a key of the hash map `fd` (8-byte keys).
+    /// Uses the scratch slot; `r6` must hold the context already.
+    fn current_tgid_in(&mut self, fd: i32) {
+        self.p.push(Insn::call(helper::GET_CURRENT_PID_TGID));
+        self.p.push(Insn::alu_imm(Alu::Rsh, R0, 32));
+        self.p.push(Insn::store_reg(Size::DW, FP, SCRATCH, R0));
+        let [a, b] = Insn::ld_map_fd(R1, fd);
+        self.p.extend([a, b]);
+        self.fp_ptr(R2, SCRATCH as i32);
+        self.p.push(Insn::call(helper::MAP_LOOKUP_ELEM));
+        self.p.push(Insn::jmp_imm(Cond::Ne, R0, 0, 2));
+        self.p.push(Insn::mov_imm(R0, PASS));
+        self.p.push(Insn::exit());
     }
 
     /// `r1 = fp + off`.
@@ -578,13 +610,33 @@ impl Gen {
     fn load_through_r7(&mut self, size: u32, user: bool) {
         self.p.push(Insn::store_imm(Size::DW, FP, SCRATCH, 0));
         self.p.push(Insn::mov_reg(R3, R7));
-        let h = if user {
-            helper::PROBE_READ_USER
-        } else {
-            helper::PROBE_READ_KERNEL
-        };
-        self.read_into(h, SCRATCH as i32, size);
+        self.read_memory(SCRATCH as i32, size, user, false);
         self.p.push(Insn::load(Size::DW, R7, FP, SCRATCH));
+    }
+
+    /// Reads `len` bytes (a string: at most `len`, NUL included) at the address in `r3`
+    /// into `fp + slot`. User memory for uprobes and `+u`; for other kprobe loads, what the
+    /// kernel's own fetch does (`probe_mem_read()`, `kern_fetch_store_string()`): a user
+    /// address (the lower half, below the x86_64 kernel's top-bit addresses) is read as
+    /// user memory, anything else as kernel memory — `+0(%si):string` on a syscall's user
+    /// pointer reads the user's string.
+    fn read_memory(&mut self, slot: i32, len: u32, user: bool, string: bool) {
+        let (uh, kh) = if string {
+            (helper::PROBE_READ_USER_STR, helper::PROBE_READ_KERNEL_STR)
+        } else {
+            (helper::PROBE_READ_USER, helper::PROBE_READ_KERNEL)
+        };
+        if user || !matches!(self.ctx, Context::Kprobe) {
+            self.read_into(if user { uh } else { kh }, slot, len);
+            return;
+        }
+        // if r3 >= 1 << 63 goto kernel; user read; goto out; kernel: kernel read; out:
+        let [a, b] = Insn::ld_imm64(R1, 1u64 << 63);
+        self.p.extend([a, b]);
+        self.p.push(Insn::jmp_reg(Cond::Ge, R3, R1, 5));
+        self.read_into(uh, slot, len);
+        self.p.push(Insn::ja(4));
+        self.read_into(kh, slot, len);
     }
 
     fn fetch(
@@ -615,12 +667,7 @@ impl Gen {
             self.add_r7(offset.value);
             self.p.push(Insn::mov_reg(R3, R7));
             let user = matches!(ty, FetchType::Ustring) || self.user_memory(*user);
-            let h = if user {
-                helper::PROBE_READ_USER_STR
-            } else {
-                helper::PROBE_READ_KERNEL_STR
-            };
-            self.read_into(h, slot, bytes);
+            self.read_memory(slot, bytes, user, true);
             return Ok(());
         }
         let bits = match ty {
@@ -739,6 +786,7 @@ mod tests {
         Plan {
             key,
             hist,
+            linear: None,
             string_cap: 64,
             context: Context::Tracepoint,
         }
@@ -773,20 +821,61 @@ mod tests {
     }
 
     #[test]
-    fn a_process_filter_jumps_past_its_early_exit() {
+    fn a_process_filter_returns_early_for_other_processes() {
         let p = tp_plan(vec![Source::Tid], None);
-        let prog = p.codegen_for(3, &[10, 20, 30]).expect("program");
-        // r6 = r1; call; r0 >>= 32; three compares; r0 = PASS; exit; then the key.
-        let after_exit = 1 + 2 + 3 + 2;
-        assert_eq!(prog[after_exit - 1].code, 0x95);
-        assert_eq!(prog[after_exit - 2].imm, PASS);
-        for (i, t) in [10, 20, 30].into_iter().enumerate() {
-            let at = 3 + i;
-            assert_eq!(prog[at].imm, t);
-            assert_eq!(at as i64 + 1 + i64::from(prog[at].off), after_exit as i64);
+        let plain = p.codegen(3).expect("program");
+        let prog = p.codegen_for(3, Some(4)).expect("program");
+        // r6 = r1; call; r0 >>= 32; store; ld_map_fd (2); r2 = fp - 8 (2); lookup;
+        // if r0 != 0 skip; r0 = PASS; exit.
+        assert_eq!(prog.len(), plain.len() + 11);
+        assert_eq!(prog[4].imm, 4, "the filter map");
+        assert_eq!((prog[9].code, prog[9].off), (0x55, 2));
+        assert_eq!((prog[10].imm, prog[11].code), (PASS, 0x95));
+        let fork = fork_follower(4, 20);
+        assert_eq!(fork.last().map(|i| i.code), Some(0x95));
+        assert!(fork.iter().any(|i| i.imm == 20), "reads child_pid at 20");
+    }
+
+    #[test]
+    fn kprobe_loads_read_user_addresses_as_user_memory() {
+        let name = Source::Fetch {
+            arg: FetchArg::Deref {
+                offset: Num::dec(0),
+                user: false,
+                inner: Box::new(FetchArg::Reg("si")),
+            },
+            ty: FetchType::String,
+        };
+        let plan = |context| Plan {
+            key: vec![name.clone()],
+            hist: None,
+            linear: None,
+            string_cap: 32,
+            context,
+        };
+        let calls = |p: &[Insn], h: i32| p.iter().filter(|i| i.code == 0x85 && i.imm == h).count();
+        let k = plan(Context::Kprobe).codegen(3).expect("program");
+        assert_eq!(calls(&k, helper::PROBE_READ_USER_STR), 1);
+        assert_eq!(calls(&k, helper::PROBE_READ_KERNEL_STR), 1);
+        let at = k
+            .iter()
+            .position(|i| i.code == 0x3d)
+            .expect("the address test");
+        // The jump lands on the kernel read: past the user read (4) and the `ja` (1).
+        assert_eq!(k[at].off, 5);
+        assert_eq!(k[at + 5].code, 0x05);
+        let u = plan(Context::Uprobe { probe_offset: 0 })
+            .codegen(3)
+            .expect("program");
+        assert_eq!(calls(&u, helper::PROBE_READ_KERNEL_STR), 0);
+        for prog in [&k, &u] {
+            for (i, insn) in prog.iter().enumerate() {
+                if insn.code & 0x07 == 0x05 && insn.code != 0x85 && insn.code != 0x95 {
+                    let target = i as i64 + 1 + i64::from(insn.off);
+                    assert!((0..prog.len() as i64).contains(&target), "jump at {i}");
+                }
+            }
         }
-        let many: Vec<u32> = (1..=65).collect();
-        assert!(p.codegen_for(3, &many).is_err());
     }
 
     #[test]

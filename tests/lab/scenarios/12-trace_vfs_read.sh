@@ -5,11 +5,7 @@
 
 cleanup() {
     [ -n "${RP:-}" ] && kill -9 "$RP" 2>/dev/null
-    grep -q '^[pr][0-9]*:rprobe_' "$T/kprobe_events" 2>/dev/null &&
-        grep '^[pr][0-9]*:rprobe_' "$T/kprobe_events" | while read -r l; do
-            ev="${l%% *}"
-            echo "-:${ev#*:}" >> "$T/kprobe_events"
-        done
+    rprobe_kprobes_del
     rprobe_instances_del
 }
 
