@@ -288,3 +288,52 @@ fn trace_streams_dwarf_stacks_of_a_uprobe() {
         assert_eq!(st.last(), Some(&"_start"), "{text}");
     }
 }
+
+#[test]
+fn stat_counts_dwarf_stacks_of_a_uprobe() {
+    if !common::live_or_skip(
+        "live_unwind::stat_counts_dwarf_stacks_of_a_uprobe",
+        common::Needs::Tracefs,
+    ) {
+        return;
+    }
+    let fx = common::fixtures();
+    let dir = fx.dir.join("live_unwind_stat");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bin = common::build_c_fixture("cpu_chain.c", &["-O2", "-Wall"], &dir.join("cpu_chain"));
+    let stat = |mode: &[&str]| {
+        let mut args = vec!["stat", "-x", s(&bin), "leaf", "--count", "stack"];
+        args.extend_from_slice(mode);
+        args.extend_from_slice(&["--", s(&bin), "30"]);
+        rprobe_ok(&args, &fx.perf_home)
+    };
+    // Every key is a whole stack, root first; with DWARF every counted hit of leaf has
+    // main -> outer -> middle -> leaf under it, while frame pointers lose the callers of
+    // the -O2 leaf.
+    let full = |text: &str| {
+        let (mut all, mut whole) = (0u64, 0u64);
+        // `   COUNT  stack` rows: `      48  _start;...;main;outer;middle;leaf`.
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            let (Some(n), Some(stack), None) = (words.next(), words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            all += n;
+            if stack.contains(";main;outer;middle;leaf") && stack.ends_with(";leaf") {
+                whole += n;
+            }
+        }
+        (all, whole)
+    };
+    let dwarf = stat(&["--call-graph", "dwarf"]);
+    let (all, whole) = full(&dwarf);
+    assert!(
+        all >= 10 && whole == all,
+        "{whole} of {all} whole:\n{dwarf}"
+    );
+    let fp = stat(&[]);
+    let (all, whole) = full(&fp);
+    eprintln!("live_unwind: stat --count stack with frame pointers: {whole} of {all} hits whole");
+    assert!(all >= 10 && whole < all, "{whole} of {all} whole:\n{fp}");
+}
