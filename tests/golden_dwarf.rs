@@ -123,8 +123,9 @@ fn perf_lines(
         "perf probe -q -x \"$0\" \"$1\" || exit 1; grep -E '^[pr]:{grp}/{event}(__return)? ' \
          /sys/kernel/tracing/uprobe_events; perf probe -q -d '{grp}:*' > /dev/null"
     );
-    let out = Command::new("flock")
-        .args(["/tmp/rprobe-kernel.lock", "sh", "-c", &script])
+    let _lock = common::kernel_lock();
+    let out = Command::new("sh")
+        .args(["-c", &script])
         .arg(bin)
         .arg(&full)
         .env("HOME", home)

@@ -15,68 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-/// Holds `/tmp/rprobe-kernel.lock` (flock) while alive; holds nothing when a process that
-/// runs us (`flock /tmp/rprobe-kernel.lock cargo test ...`) has it already, which would
-/// otherwise deadlock.
-struct KernelLock(#[allow(dead_code)] Option<nix::fcntl::Flock<fs::File>>);
-
-/// Our parent, grandparent, ... from `/proc/PID/stat`.
-fn ancestors() -> Vec<u32> {
-    let mut v = Vec::new();
-    let mut pid = std::process::id();
-    while pid > 1 && v.len() < 64 {
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            break;
-        };
-        let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok())
-        else {
-            break;
-        };
-        v.push(ppid);
-        pid = ppid;
-    }
-    v
-}
-
-/// Whether an ancestor holds the flock on the file with inode `ino` (`/proc/locks`).
-fn held_by_ancestor(ino: u64) -> bool {
-    let Ok(locks) = fs::read_to_string("/proc/locks") else {
-        return false;
-    };
-    let anc = ancestors();
-    locks
-        .lines()
-        .filter(|l| !l.contains("->") && l.contains("FLOCK"))
-        .any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let pid = f.get(4).and_then(|p| p.parse::<u32>().ok());
-            let inode = f
-                .get(5)
-                .and_then(|d| d.rsplit(':').next())
-                .and_then(|i| i.parse::<u64>().ok());
-            inode == Some(ino) && pid.is_some_and(|p| anc.contains(&p))
-        })
-}
-
-fn kernel_lock() -> KernelLock {
-    use std::os::unix::fs::MetadataExt;
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/rprobe-kernel.lock")
-        .expect("open /tmp/rprobe-kernel.lock");
-    if f.metadata().is_ok_and(|m| held_by_ancestor(m.ino())) {
-        return KernelLock(None);
-    }
-    let l = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("flock /tmp/rprobe-kernel.lock: {e}"));
-    KernelLock(Some(l))
-}
-
 /// This process's scratch directory for recordings.
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -159,7 +97,7 @@ fn record(name: &str, args: &[&str]) -> PathBuf {
 /// [`record`] by `rec`.
 fn record_by(rec: Recorder, name: &str, args: &[&str]) -> PathBuf {
     let file = scratch().join(format!("{name}-{rec:?}.data"));
-    let _lock = kernel_lock();
+    let _lock = common::kernel_lock();
     record_locked(rec, &file, args);
     file
 }
@@ -330,7 +268,7 @@ fn uprobe_and_uretprobe_with_arguments() {
     );
     let files = RECORDERS.map(|rec| (rec, scratch().join(format!("uprobe-{rec:?}.data"))));
     {
-        let _lock = kernel_lock();
+        let _lock = common::kernel_lock();
         let mut guard = EventGuard::with_perf(&fx.perf_home);
         guard.own_group(&grp);
         run(perf(&fx.perf_home).args([

@@ -744,6 +744,71 @@ pub fn show_output(out: &Output) -> String {
     )
 }
 
+/// Holds `/tmp/rprobe-kernel.lock` (flock) while alive; holds nothing when a process that
+/// runs us (`flock /tmp/rprobe-kernel.lock cargo test ...`) has it already, which would
+/// otherwise deadlock. The lock serializes probe creation among tests and tools sharing a
+/// development machine (the 6.18 host once corrupted its uprobe list under concurrent
+/// registrations); flock locks belong to open files, so threads of one test exclude each
+/// other too. In CI nothing else holds it.
+pub struct KernelLock(#[allow(dead_code)] Option<nix::fcntl::Flock<fs::File>>);
+
+/// Our parent, grandparent, ... from `/proc/PID/stat`.
+fn ancestors() -> Vec<u32> {
+    let mut v = Vec::new();
+    let mut pid = std::process::id();
+    while pid > 1 && v.len() < 64 {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            break;
+        };
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+        else {
+            break;
+        };
+        v.push(ppid);
+        pid = ppid;
+    }
+    v
+}
+
+/// Whether an ancestor holds the flock on the file with inode `ino` (`/proc/locks`).
+fn held_by_ancestor(ino: u64) -> bool {
+    let Ok(locks) = fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    let anc = ancestors();
+    locks
+        .lines()
+        .filter(|l| !l.contains("->") && l.contains("FLOCK"))
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let pid = f.get(4).and_then(|p| p.parse::<u32>().ok());
+            let inode = f
+                .get(5)
+                .and_then(|d| d.rsplit(':').next())
+                .and_then(|i| i.parse::<u64>().ok());
+            inode == Some(ino) && pid.is_some_and(|p| anc.contains(&p))
+        })
+}
+
+pub fn kernel_lock() -> KernelLock {
+    use std::os::unix::fs::MetadataExt;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/rprobe-kernel.lock")
+        .expect("open /tmp/rprobe-kernel.lock");
+    if f.metadata().is_ok_and(|m| held_by_ancestor(m.ino())) {
+        return KernelLock(None);
+    }
+    let l = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("flock /tmp/rprobe-kernel.lock: {e}"));
+    KernelLock(Some(l))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
