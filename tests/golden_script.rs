@@ -1,5 +1,5 @@
 //! Golden comparisons of `rprobe script` with perf 6.1's `perf script` on perf.data files that
-//! perf itself records here: sched_switch with -a -g, syscall tracepoints, uprobe and uretprobe
+//! perf and `rprobe record` each record here (every scenario from both): sched_switch with -a -g, syscall tracepoints, uprobe and uretprobe
 //! events with string and numeric arguments on a fixture, cpu-clock -F with -g of a CPU-bound
 //! fixture, a file with several events; the default output, -F lists, -G, a LOST record with
 //! and without --show-lost-events, and a file cut short.
@@ -127,17 +127,40 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Who records a scenario's file: perf 6.1 or `rprobe record`, with the same options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorder {
+    Perf,
+    Rprobe,
+}
+
+/// Every scenario is replayed from both recorders' files.
+const RECORDERS: [Recorder; 2] = [Recorder::Perf, Recorder::Rprobe];
+
+/// `RECORDER record -q -o FILE ARGS` (the kernel lock held by the caller).
+fn record_locked(rec: Recorder, file: &Path, args: &[&str]) {
+    let home = &fixtures().perf_home;
+    let mut cmd = match rec {
+        Recorder::Perf => perf(home),
+        Recorder::Rprobe => {
+            let mut c = Command::new(rprobe_bin());
+            c.env("HOME", home);
+            c
+        }
+    };
+    run(cmd.arg("record").arg("-q").arg("-o").arg(file).args(args));
+}
+
 /// `perf record ARGS -o FILE` under the kernel lock; returns FILE.
 fn record(name: &str, args: &[&str]) -> PathBuf {
-    let file = scratch().join(format!("{name}.data"));
-    let home = &fixtures().perf_home;
+    record_by(Recorder::Perf, name, args)
+}
+
+/// [`record`] by `rec`.
+fn record_by(rec: Recorder, name: &str, args: &[&str]) -> PathBuf {
+    let file = scratch().join(format!("{name}-{rec:?}.data"));
     let _lock = kernel_lock();
-    run(perf(home)
-        .arg("record")
-        .arg("-q")
-        .arg("-o")
-        .arg(&file)
-        .args(args));
+    record_locked(rec, &file, args);
     file
 }
 
@@ -226,24 +249,31 @@ fn sched_switch_system_wide_with_callchains() {
     }
     let fx = fixtures();
     let o0 = fx.o0.to_str().unwrap();
-    let f = record(
-        "sched",
-        &["-e", "sched:sched_switch", "-a", "-g", "--", o0, "20"],
-    );
-    let text = assert_same("sched", &f, &[]);
-    assert!(
-        text.contains("sched:sched_switch: prev_comm="),
-        "{text:.300}"
-    );
-    assert!(text.contains("__schedule+0x"), "no kernel frames");
-    assert!(text.contains("\n\n"), "no blank line after a callchain");
-    assert_same("sched -G", &f, &["-G"]);
-    assert_same(
-        "sched -F",
-        &f,
-        &["-F", "comm,tid,pid,cpu,time,event,ip,sym,dso,trace,period"],
-    );
-    assert_same("sched -F short", &f, &["-F", "comm,tid,time,event,trace"]);
+    for rec in RECORDERS {
+        let f = record_by(
+            rec,
+            "sched",
+            &["-e", "sched:sched_switch", "-a", "-g", "--", o0, "20"],
+        );
+        let text = assert_same(&format!("sched ({rec:?})"), &f, &[]);
+        assert!(
+            text.contains("sched:sched_switch: prev_comm="),
+            "{text:.300}"
+        );
+        assert!(text.contains("__schedule+0x"), "no kernel frames ({rec:?})");
+        assert!(text.contains("\n\n"), "no blank line after a callchain");
+        assert_same(&format!("sched -G ({rec:?})"), &f, &["-G"]);
+        assert_same(
+            &format!("sched -F ({rec:?})"),
+            &f,
+            &["-F", "comm,tid,pid,cpu,time,event,ip,sym,dso,trace,period"],
+        );
+        assert_same(
+            &format!("sched -F short ({rec:?})"),
+            &f,
+            &["-F", "comm,tid,time,event,trace"],
+        );
+    }
 }
 
 #[test]
@@ -251,31 +281,34 @@ fn syscall_tracepoints() {
     if !live_or_skip("golden_script::syscall_tracepoints", Needs::TracefsAndPerf) {
         return;
     }
-    let f = record(
-        "syscalls",
-        &[
-            "-e",
-            "syscalls:sys_enter_openat",
-            "-e",
-            "syscalls:sys_exit_openat",
-            "-e",
-            "raw_syscalls:sys_enter",
-            "--",
-            "/bin/ls",
-            "/usr",
-        ],
-    );
-    let text = assert_same("syscalls", &f, &[]);
-    assert!(
-        text.contains("syscalls:sys_enter_openat: dfd: "),
-        "{text:.400}"
-    );
-    assert!(text.contains("raw_syscalls:sys_enter: NR "), "{text:.400}");
-    assert_same(
-        "syscalls -F",
-        &f,
-        &["-F", "comm,pid,tid,cpu,time,period,event,trace"],
-    );
+    for rec in RECORDERS {
+        let f = record_by(
+            rec,
+            "syscalls",
+            &[
+                "-e",
+                "syscalls:sys_enter_openat",
+                "-e",
+                "syscalls:sys_exit_openat",
+                "-e",
+                "raw_syscalls:sys_enter",
+                "--",
+                "/bin/ls",
+                "/usr",
+            ],
+        );
+        let text = assert_same(&format!("syscalls ({rec:?})"), &f, &[]);
+        assert!(
+            text.contains("syscalls:sys_enter_openat: dfd: "),
+            "{text:.400}"
+        );
+        assert!(text.contains("raw_syscalls:sys_enter: NR "), "{text:.400}");
+        assert_same(
+            &format!("syscalls -F ({rec:?})"),
+            &f,
+            &["-F", "comm,pid,tid,cpu,time,period,event,trace"],
+        );
+    }
 }
 
 #[test]
@@ -295,7 +328,7 @@ fn uprobe_and_uretprobe_with_arguments() {
         format!("work_{}", std::process::id()),
         format!("work_{}__return", std::process::id()),
     );
-    let file = scratch().join("uprobe.data");
+    let files = RECORDERS.map(|rec| (rec, scratch().join(format!("uprobe-{rec:?}.data"))));
     {
         let _lock = kernel_lock();
         let mut guard = EventGuard::with_perf(&fx.perf_home);
@@ -316,24 +349,33 @@ fn uprobe_and_uretprobe_with_arguments() {
             "-a",
             &format!("{grp}:{ev}=work%return ret=$retval:s64"),
         ]));
-        run(perf(&fx.perf_home)
-            .arg("record")
-            .arg("-q")
-            .arg("-o")
-            .arg(&file)
-            .args([
-                "-e",
-                &format!("{grp}:{ev}"),
-                "-e",
-                &format!("{grp}:{ev_ret}"),
-                "-g",
-                "--",
-                o0,
-                "2",
-            ]));
+        for (rec, file) in &files {
+            record_locked(
+                *rec,
+                file,
+                &[
+                    "-e",
+                    &format!("{grp}:{ev}"),
+                    "-e",
+                    &format!("{grp}:{ev_ret}"),
+                    "-g",
+                    "--",
+                    o0,
+                    "2",
+                ],
+            );
+        }
         drop(guard);
     }
-    let text = assert_same("uprobe", &file, &[]);
+    for (rec, file) in &files {
+        uprobe_file_checks(*rec, file, &grp, &ev, &ev_ret);
+    }
+}
+
+/// The uprobe scenario's checks on one recorder's file.
+fn uprobe_file_checks(rec: Recorder, file: &Path, grp: &str, ev: &str, ev_ret: &str) {
+    let file = file.to_path_buf();
+    let text = assert_same(&format!("uprobe ({rec:?})"), &file, &[]);
     // 2 rounds of work(1, 100, "alpha"), work(2, 200, "beta"), work(3, -300, "gamma").
     let entries = text.matches(&format!("{grp}:{ev}: (")).count();
     let returns = text.matches(&format!("{grp}:{ev_ret}: (")).count();
@@ -345,7 +387,7 @@ fn uprobe_and_uretprobe_with_arguments() {
     );
     assert!(text.contains("ret=-297"), "{text}");
     assert!(text.contains(" work+0x0 ("), "entry frame: {text}");
-    assert_same("uprobe -G", &file, &["-G"]);
+    assert_same(&format!("uprobe -G ({rec:?})"), &file, &["-G"]);
     let j = rprobe_script(&file, &["--json"]);
     let json = String::from_utf8_lossy(&j.stdout);
     assert_eq!(json.lines().count(), 12, "{json}");
@@ -366,27 +408,30 @@ fn cpu_clock_with_callchains() {
         return;
     }
     let hot = cpu_hot().to_str().unwrap().to_string();
-    let f = record(
-        "cpuclock",
-        &["-e", "cpu-clock", "-F", "999", "-g", "--", &hot, "20"],
-    );
-    let text = assert_same("cpu-clock", &f, &[]);
-    assert!(
-        text.contains(" cpu-clock: \n"),
-        "no trailing space after the event: {text:.300}"
-    );
-    assert!(text.contains(" hot_leaf+0x"), "{text:.600}");
-    assert_same("cpu-clock -G", &f, &["-G"]);
-    assert_same(
-        "cpu-clock -F",
-        &f,
-        &["-F", "comm,tid,time,event,ip,sym,dso,period"],
-    );
-    assert_same(
-        "cpu-clock -F symoff",
-        &f,
-        &["-F", "comm,pid,tid,ip,sym,symoff,dso"],
-    );
+    for rec in RECORDERS {
+        let f = record_by(
+            rec,
+            "cpuclock",
+            &["-e", "cpu-clock", "-F", "999", "-g", "--", &hot, "20"],
+        );
+        let text = assert_same(&format!("cpu-clock ({rec:?})"), &f, &[]);
+        assert!(
+            text.contains(" cpu-clock: \n"),
+            "no trailing space after the event: {text:.300}"
+        );
+        assert!(text.contains(" hot_leaf+0x"), "{text:.600}");
+        assert_same(&format!("cpu-clock -G ({rec:?})"), &f, &["-G"]);
+        assert_same(
+            &format!("cpu-clock -F ({rec:?})"),
+            &f,
+            &["-F", "comm,tid,time,event,ip,sym,dso,period"],
+        );
+        assert_same(
+            &format!("cpu-clock -F symoff ({rec:?})"),
+            &f,
+            &["-F", "comm,pid,tid,ip,sym,symoff,dso"],
+        );
+    }
 }
 
 #[test]
@@ -398,27 +443,92 @@ fn several_events_in_one_file() {
         return;
     }
     let hot = cpu_hot().to_str().unwrap().to_string();
-    let f = record(
-        "several",
-        &[
-            "-e",
-            "sched:sched_switch",
-            "-e",
-            "syscalls:sys_enter_write",
-            "-e",
-            "cpu-clock",
-            "-e",
-            "sched:sched_process_exit",
-            "-g",
-            "--",
-            &hot,
-            "10",
-        ],
-    );
-    let text = assert_same("several", &f, &[]);
-    assert!(text.contains("cpu-clock: "), "{text:.300}");
-    assert!(text.contains("sched:sched_process_exit: "), "{text:.300}");
-    assert_same("several -G", &f, &["-G"]);
+    for rec in RECORDERS {
+        let f = record_by(
+            rec,
+            "several",
+            &[
+                "-e",
+                "sched:sched_switch",
+                "-e",
+                "syscalls:sys_enter_write",
+                "-e",
+                "cpu-clock",
+                "-e",
+                "sched:sched_process_exit",
+                "-g",
+                "--",
+                &hot,
+                "10",
+            ],
+        );
+        let text = assert_same(&format!("several ({rec:?})"), &f, &[]);
+        assert!(text.contains("cpu-clock: "), "{text:.300}");
+        assert!(text.contains("sched:sched_process_exit: "), "{text:.300}");
+        assert_same(&format!("several -G ({rec:?})"), &f, &["-G"]);
+    }
+}
+
+/// `plt_calls` from fixtures/src/plt_calls.c (frame pointers, calls kept by -fno-builtin)
+/// and a stripped copy, which has only `.dynsym`.
+fn plt_calls() -> [PathBuf; 2] {
+    let out = scratch().join("plt_calls");
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/src/plt_calls.c");
+    run(Command::new("gcc")
+        .args([
+            "-O2",
+            "-fno-builtin",
+            "-fno-omit-frame-pointer",
+            "-Wall",
+            "-Werror",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&src));
+    let stripped = scratch().join("plt_calls_stripped");
+    run(Command::new("strip").arg("-o").arg(&stripped).arg(&out));
+    [out, stripped]
+}
+
+#[test]
+fn callchains_through_plt_stubs() {
+    if !live_or_skip(
+        "golden_script::callchains_through_plt_stubs",
+        Needs::TracefsAndPerf,
+    ) {
+        return;
+    }
+    // perf synthesizes NAME@plt for each `.rela.plt` entry (`dso__synthesize_plt_symbols`);
+    // samples in a stub print it, with or without `.symtab`.
+    for bin in plt_calls() {
+        let name = bin.file_name().unwrap().to_str().unwrap().to_string();
+        for rec in RECORDERS {
+            let f = record_by(
+                rec,
+                &name,
+                &[
+                    "-e",
+                    "cpu-clock",
+                    "-F",
+                    "1999",
+                    "-g",
+                    "--",
+                    bin.to_str().unwrap(),
+                    "100",
+                ],
+            );
+            let text = assert_same(&format!("{name} ({rec:?})"), &f, &[]);
+            assert!(
+                text.contains("@plt+0x0 ("),
+                "{name} ({rec:?}): no sample in a PLT stub"
+            );
+            assert_same(
+                &format!("{name} -F ({rec:?})"),
+                &f,
+                &["-F", "ip,sym,symoff,dso"],
+            );
+        }
+    }
 }
 
 /// A copy of `file` with a PERF_RECORD_LOST appended to the data section (the feature table
@@ -546,11 +656,33 @@ fn cut_short_file_reads_to_the_last_whole_record() {
     let n = part.lines().count();
     assert!(n > 0 && n < full.lines().count(), "{n} lines");
     // Records of two CPUs interleave in the file, so the readable part is a subset, not a
-    // prefix, of the whole file's samples; each prints as it does there.
+    // prefix, of the whole file's samples. Each has its tid, time, period and ip there; its
+    // comm and symbol too unless the COMM or MMAP that named them lies past the cut with an
+    // earlier time (a CPU's buffer flushed late, as under load): almost all lines are whole.
     let whole: std::collections::HashSet<&str> = full.lines().collect();
+    // `comm tid [cpu] time: period cpu-clock: ip sym+off (dso)` without comm and symbol.
+    let key = |l: &str| -> String {
+        let rest = l.trim_start().split_once(' ').map_or("", |(_, r)| r);
+        let ip_end = rest.find("cpu-clock: ").map_or(rest.len(), |i| {
+            let after = &rest[i + 11..];
+            let ip = after.trim_start();
+            i + 11 + (after.len() - ip.len()) + ip.find(' ').unwrap_or(ip.len())
+        });
+        rest[..ip_end].to_string()
+    };
+    let keys: std::collections::HashSet<String> = full.lines().map(key).collect();
+    let mut same = 0;
     for l in part.lines() {
-        assert!(whole.contains(l), "{l:?} is not in the whole file's output");
+        assert!(
+            keys.contains(&key(l)),
+            "{l:?} is not a sample of the whole file"
+        );
+        same += usize::from(whole.contains(l));
     }
+    assert!(
+        same * 10 >= n * 9,
+        "{same} of {n} lines as in the whole file"
+    );
 }
 
 /// A real recording (tracepoints with callchains, cpu-clock, probes' formats) for fuzzing.

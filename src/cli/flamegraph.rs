@@ -3,7 +3,7 @@
 
 use super::script::{kernel_symbols, map_input, MappedFiles};
 use crate::perf::abi::{context, misc};
-use crate::replay::flame::{fold_stack, FoldOptions, Folder, FrameName};
+use crate::replay::flame::{frame_names, join_stack, FoldOptions, Folder, FrameName};
 use crate::replay::hash::FxHashMap;
 use crate::replay::script::{self, Script, ScriptOptions};
 use crate::replay::session::{Event, Session};
@@ -74,9 +74,15 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
     let plan = script::plan(&session.evsels, &opts).map_err(anyhow::Error::msg)?;
     let mut sink = std::io::sink();
     let mut s = Script::new(&mut sink, &session.evsels, plan, opts, &files);
-    // Samples with the same comm and callchain in the same address space fold to the same
-    // line: look that up first, with no allocation per sample.
-    let mut ids: FxHashMap<usize, FxHashMap<Box<str>, StackIds>> = FxHashMap::default();
+    // Each distinct frame (by what it prints as: DSO and address) is symbolized and named
+    // once; each distinct stack of frame ids under one root is joined into a line once.
+    let mut frame_ids: FxHashMap<((u32, u64), bool, bool), u32> = FxHashMap::default();
+    let mut names: Vec<Vec<String>> = Vec::new();
+    let mut roots: FxHashMap<i32, (i32, Box<str>, u32)> = FxHashMap::default();
+    let mut root_names: Vec<String> = Vec::new();
+    let mut root_ids: FxHashMap<String, u32> = FxHashMap::default();
+    let mut stacks: FxHashMap<Box<[u32]>, usize> = FxHashMap::default();
+    let mut key: Vec<u32> = Vec::new();
     session.run(&mut |m, evsels, e: Event<'_>| {
         let Event::Sample {
             evsel,
@@ -95,45 +101,79 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
             return Ok(());
         }
         let count = ev.weight(&sample);
-        let maps = m.findnew(sample.pid, sample.tid).maps;
-        let lone;
-        let unwound = s.unwound_chain(m, maps, ev, &sample).map(<[u8]>::to_vec);
-        let chain: &[u8] = match (&unwound, sample.callchain) {
-            (Some(u), _) => u,
-            (None, Some(c)) if !c.is_empty() => c,
-            _ => {
-                lone = lone_frame(&sample, misc);
-                &lone
-            }
-        };
         let thread = m.findnew(sample.pid, sample.tid);
-        let by_comm = ids.entry(maps).or_default();
-        if let Some(&id) = by_comm.get(&*thread.comm).and_then(|c| c.get(chain)) {
-            folder.add_to(id, count);
-            return Ok(());
-        }
-        let comm: Box<str> = thread.comm.clone();
-        let root = folder.root(&comm, sample.pid, sample.tid);
-        let mut with_chain = sample;
-        with_chain.callchain = Some(chain);
-        let frames = s.frames(m, maps, &with_chain);
-        let names = frames.iter().map(|(_, sym, dso)| FrameName {
-            sym: sym.as_ref().map(|(n, _)| &**n),
-            dso: dso.as_deref(),
-        });
-        let id = match fold_stack(&root, root.starts_with("java"), names) {
-            Some(line) => folder.intern(line),
-            None => {
-                folder.empty += 1;
-                usize::MAX
+        let maps = thread.maps;
+        let root = match roots.get(&sample.tid) {
+            Some((pid, comm, id)) if *pid == sample.pid && **comm == *thread.comm => *id,
+            _ => {
+                let comm = thread.comm.clone();
+                let root = folder.root(&comm, sample.pid, sample.tid);
+                let next = root_names.len() as u32;
+                let id = *root_ids.entry(root.clone()).or_insert(next);
+                if id == next {
+                    root_names.push(root);
+                }
+                roots.insert(sample.tid, (sample.pid, comm, id));
+                id
             }
         };
-        ids.entry(maps)
-            .or_default()
-            .entry(comm)
-            .or_default()
-            .insert(chain.to_vec(), id);
-        folder.add_to(id, count);
+        let java = root_names[root as usize].starts_with("java");
+        key.clear();
+        key.push(root);
+        // A DWARF sample's frames: its kernel callchain and the unwound user frames.
+        let mut sample = sample;
+        let unwound = s.unwound_chain(m, maps, ev, &sample).map(<[u8]>::to_vec);
+        if let Some(u) = &unwound {
+            sample.callchain = Some(u);
+        }
+        let unwound_from = if unwound.is_some() {
+            s.unwound_from()
+        } else {
+            usize::MAX
+        };
+        for (i, (mode, ip)) in s.frame_ips(&sample, misc).into_iter().enumerate() {
+            let fk = (s.frame_key(m, maps, mode, ip), java, i >= unwound_from);
+            let id = match frame_ids.get(&fk) {
+                Some(&id) => id,
+                None => {
+                    // One frame, or several in inlined code (innermost first, so folded
+                    // root-first they come outermost first).
+                    let (syms, cacheable) = s.frame_symbols(m, maps, mode, ip, fk.2);
+                    let mut folded = Vec::new();
+                    for (sym, dso) in syms.iter().rev() {
+                        let f = FrameName {
+                            sym: sym.as_deref(),
+                            dso: dso.as_deref(),
+                        };
+                        folded.extend(frame_names(f, java));
+                    }
+                    let id = names.len() as u32;
+                    names.push(folded);
+                    if cacheable {
+                        frame_ids.insert(fk, id);
+                    }
+                    id
+                }
+            };
+            key.push(id);
+        }
+        let id = match stacks.get(&key[..]) {
+            Some(&id) => id,
+            None => {
+                let frames = key[1..].iter().map(|&f| names[f as usize].as_slice());
+                let id = match join_stack(&root_names[root as usize], frames) {
+                    Some(line) => folder.intern(line),
+                    None => usize::MAX,
+                };
+                stacks.insert(key.as_slice().into(), id);
+                id
+            }
+        };
+        if id == usize::MAX {
+            folder.empty += 1;
+        } else {
+            folder.add_to(id, count);
+        }
         Ok(())
     })?;
     drop(s);
@@ -190,9 +230,6 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
     writer.flush()?;
     Ok(())
 }
-
-/// Folded-stack ids by callchain bytes, for one comm in one address space.
-type StackIds = FxHashMap<Vec<u8>, usize>;
 
 /// The callchain of a sample without one: its ip, in the sample's cpumode (what
 /// `perf script` prints on the event line then), as callchain bytes.

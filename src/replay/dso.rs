@@ -12,6 +12,7 @@
 //! hand it bytes. Each DSO is loaded once, on the first address that needs it.
 
 use super::symbols::{self, SymbolMap};
+use std::rc::Rc;
 
 /// Reads whole files for symbol loading; the CLI maps them.
 pub trait FileSource {
@@ -174,11 +175,12 @@ fn load_user(
     files: &dyn FileSource,
     home: Option<&str>,
 ) -> Option<SymbolMap> {
-    let binary = files.read(path)?;
+    // Shared: the table keeps the file mapped and reads its names in place.
+    let binary: Rc<dyn AsRef<[u8]>> = Rc::from(files.read(path)?);
     let bin = (*binary).as_ref();
     match symbol_source(path, known_id, bin, files, home)? {
-        (_, Some(data)) => SymbolMap::from_elf((*data).as_ref(), bin),
-        (_, None) => SymbolMap::from_elf(bin, bin),
+        (_, Some(data)) => SymbolMap::from_elf_shared(Rc::from(data), bin),
+        (_, None) => SymbolMap::from_elf_shared(binary.clone(), bin),
     }
 }
 

@@ -149,13 +149,22 @@ pub fn fold_stack<'a>(
     java: bool,
     frames: impl DoubleEndedIterator<Item = FrameName<'a>>,
 ) -> Option<String> {
+    join_stack(root, frames.map(|f| frame_names(f, java)))
+}
+
+/// `root;...;leaf` of frames already named with [`frame_names`] (leaf first, as in a
+/// callchain), or `None` when no frame has a name.
+pub fn join_stack<N: AsRef<[String]>>(
+    root: &str,
+    frames: impl DoubleEndedIterator<Item = N>,
+) -> Option<String> {
     let mut s = String::with_capacity(root.len() + 64);
     s.push_str(root);
     let mut any = false;
     for f in frames.rev() {
-        for name in frame_names(f, java) {
+        for name in f.as_ref() {
             s.push(';');
-            s.push_str(&name);
+            s.push_str(name);
             any = true;
         }
     }

@@ -40,6 +40,14 @@ impl Hasher for FxHasher {
     fn write_usize(&mut self, v: usize) {
         self.add(v as u64);
     }
+
+    fn write_u32(&mut self, v: u32) {
+        self.add(u64::from(v));
+    }
+
+    fn write_u16(&mut self, v: u16) {
+        self.add(u64::from(v));
+    }
 }
 
 /// `HashMap` with [`FxHasher`].

@@ -45,6 +45,8 @@ impl Map {
 #[derive(Debug, Clone, Default)]
 pub struct Maps {
     by_start: BTreeMap<u64, Map>,
+    /// Bumped by every insert, so text derived from the maps can be cached per generation.
+    gen: u64,
 }
 
 impl Maps {
@@ -53,6 +55,7 @@ impl Maps {
         if m.end <= m.start {
             return;
         }
+        self.gen += 1;
         let overlapping: Vec<u64> = self
             .by_start
             .range(..m.end)
@@ -96,6 +99,12 @@ impl Maps {
     pub fn find(&self, addr: u64) -> Option<&Map> {
         let (_, m) = self.by_start.range(..=addr).next_back()?;
         (addr < m.end).then_some(m)
+    }
+
+    /// How many inserts changed these maps (text resolved through them stays valid while
+    /// this is the same).
+    pub fn generation(&self) -> u64 {
+        self.gen
     }
 
     /// The maps, by start address.

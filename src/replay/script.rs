@@ -23,6 +23,7 @@
 //! goes to one buffer written in blocks of 1 MiB.
 
 use super::dso::FileSource;
+use super::hash::FxHashMap;
 use super::machine::{Machine, Map};
 use super::session::{Event, Evsel};
 use super::trace::{KernelSyms, TraceFormatter};
@@ -286,6 +287,14 @@ impl Hasher for FrameHasher {
 
 type FrameCache = HashMap<(u32, u64), Box<[u8]>, BuildHasherDefault<FrameHasher>>;
 
+/// The text of whole callchains by (map set, its generation, the kernel maps' generation,
+/// printed fields), then by the chain's (cpumode, ip) entries: sched_switch stacks repeat
+/// by the thousand.
+type ChainCache = FxHashMap<(usize, u64, u64, u32), FxHashMap<Box<[(u16, u64)]>, Box<[u8]>>>;
+
+/// Bytes of callchain text cached at most (then chains are built frame by frame).
+const CHAIN_CACHE_MAX: usize = 256 << 20;
+
 /// The frames of a callchain with the cpumode each is looked up in
 /// (`thread__resolve_callchain_sample`): markers switch modes (starting as user) and are
 /// dropped, at most `max` frames; None when an unknown marker makes perf drop the chain.
@@ -341,6 +350,8 @@ pub struct Script<'f, W: Write> {
     files: &'f dyn FileSource,
     trace: TraceFormatter,
     cache: FrameCache,
+    chains: ChainCache,
+    chain_bytes: usize,
     unwind: super::unwind::Unwinders,
     chain_buf: Vec<u8>,
     inlines: super::inline::Inlines,
@@ -450,6 +461,8 @@ impl<'f, W: Write> Script<'f, W> {
             files,
             trace,
             cache: FrameCache::default(),
+            chains: ChainCache::default(),
+            chain_bytes: 0,
             unwind: super::unwind::Unwinders::new(),
             chain_buf: Vec::new(),
             inlines: super::inline::Inlines::new(),
@@ -747,6 +760,95 @@ impl<'f, W: Write> Script<'f, W> {
         )
     }
 
+    /// The frames of a sample as (cpumode, ip) in callchain order (callee first), following
+    /// the callchain rules above; a sample without a callchain is its own ip in `cpumode`.
+    /// Empty when perf would drop the chain.
+    pub fn frame_ips(
+        &self,
+        s: &crate::perf::reader::records::Sample<'_>,
+        cpumode: u16,
+    ) -> Vec<(u16, u64)> {
+        match s.callchain {
+            Some(c) if !c.is_empty() => chain_entries(s, self.opts.max_stack).unwrap_or_default(),
+            _ => {
+                let mode = if cpumode & misc::CPUMODE_MASK == misc::KERNEL {
+                    misc::KERNEL
+                } else {
+                    misc::USER
+                };
+                vec![(mode, s.ip)]
+            }
+        }
+    }
+
+    /// What a frame prints as, for caching: (DSO index, DSO-relative address), or the raw
+    /// address when no map holds it (`u32::MAX` then).
+    pub fn frame_key(&self, m: &Machine, maps: usize, cpumode: u16, ip: u64) -> (u32, u64) {
+        let r = self.resolve(m, maps, cpumode, ip);
+        match r.map {
+            Some(mp) => (mp.dso, r.addr),
+            None => (KEY_NO_MAP, ip),
+        }
+    }
+
+    /// A frame's symbol (without offset) and DSO name, and whether the answer may be cached
+    /// under its [`Script::frame_key`] (not for the lookup that met perf's failed load).
+    pub fn frame_symbol(
+        &self,
+        m: &mut Machine,
+        maps: usize,
+        cpumode: u16,
+        ip: u64,
+    ) -> (Option<Box<str>>, Option<Box<str>>, bool) {
+        let r = self.resolve(m, maps, cpumode, ip);
+        let mut failed = false;
+        let sym = self.symbol(m, &r, &mut failed).map(|(n, _)| n);
+        let dso = r
+            .map
+            .and_then(|mp| m.dsos.get(mp.dso as usize))
+            .map(|d| d.name.clone());
+        (sym, dso, !failed)
+    }
+
+    /// The index of the first unwound frame of the sample [`Script::unwound_chain`] gave
+    /// the chain of last (`usize::MAX` when it gave none).
+    pub fn unwound_from(&self) -> usize {
+        self.unwound_from.unwrap_or(usize::MAX)
+    }
+
+    /// [`Script::frame_symbol`] for a frame that may be an unwound one: with inline names
+    /// on, an unwound frame in inlined code is one (symbol, DSO) per function, innermost
+    /// first, as `perf script` prints it: an inlined function's "DSO" is `inlined`.
+    #[allow(clippy::type_complexity)]
+    pub fn frame_symbols(
+        &mut self,
+        m: &mut Machine,
+        maps: usize,
+        cpumode: u16,
+        ip: u64,
+        unwound: bool,
+    ) -> (Vec<(Option<Box<str>>, Option<Box<str>>)>, bool) {
+        let (sym, dso, cacheable) = self.frame_symbol(m, maps, cpumode, ip);
+        let r = self.resolve(m, maps, cpumode, ip);
+        let names = match (r.map, &sym) {
+            (Some(mp), Some(_)) if unwound && self.opts.inline => {
+                self.inline_names(m, mp.dso, r.addr)
+            }
+            _ => std::rc::Rc::from(Vec::new()),
+        };
+        if names.is_empty() {
+            return (vec![(sym, dso)], cacheable);
+        }
+        let v = names
+            .iter()
+            .map(|n| match &sym {
+                Some(base) if **base == *n.name => (sym.clone(), dso.clone()),
+                _ => (Some(n.name.clone()), Some(Box::from("inlined"))),
+            })
+            .collect();
+        (v, cacheable)
+    }
+
     /// The tracepoint text of a raw record (`trace`).
     pub fn trace_text(&self, m: &Machine, evsel: usize, raw: &[u8], out: &mut Vec<u8>) {
         let ksyms = self.kernel_syms(m);
@@ -842,11 +944,37 @@ impl<'f, W: Write> Script<'f, W> {
         // perf names inlined functions only in frames of its DWARF unwinder (`unwind_entry`
         // calls `append_inlines`; `add_callchain_ip` for the recorded chain does not).
         let unwound_from = self.unwound_from.unwrap_or(usize::MAX);
-        for (i, (cpumode, ip)) in entries.into_iter().enumerate() {
-            self.frame(m, maps, cpumode, ip, opts, i >= unwound_from);
+        // Whole chains are cached only when no frame comes from the unwinder (inline names
+        // and srcline text depend on more than the ips).
+        let cache_chain = unwound_from == usize::MAX && !self.opts.srcline;
+        let gens = (
+            maps,
+            m.maps.get(maps).map_or(0, super::machine::Maps::generation),
+            m.kernel.generation(),
+            opts,
+        );
+        if cache_chain {
+            if let Some(text) = self.chains.get(&gens).and_then(|c| c.get(&entries[..])) {
+                self.out.extend_from_slice(text);
+                return;
+            }
+        }
+        let start = self.out.len();
+        let mut cacheable = true;
+        for (i, &(cpumode, ip)) in entries.iter().enumerate() {
+            cacheable &= self.frame(m, maps, cpumode, ip, opts, i >= unwound_from);
+        }
+        let text = &self.out[start..];
+        if cache_chain && cacheable && self.chain_bytes < CHAIN_CACHE_MAX {
+            self.chain_bytes += text.len() + entries.len() * 16;
+            self.chains
+                .entry(gens)
+                .or_default()
+                .insert(entries.into_boxed_slice(), text.into());
         }
     }
 
+    /// One callchain line; false when it must not be cached (see [`Script::sym_dso`]).
     fn frame(
         &mut self,
         m: &mut Machine,
@@ -855,7 +983,7 @@ impl<'f, W: Write> Script<'f, W> {
         ip: u64,
         opts: u32,
         unwound: bool,
-    ) {
+    ) -> bool {
         let r = self.resolve(m, maps, cpumode, ip);
         let inline = unwound && self.opts.inline;
         let key = match r.map {
@@ -864,7 +992,7 @@ impl<'f, W: Write> Script<'f, W> {
         };
         if let Some(line) = self.cache.get(&key) {
             self.out.extend_from_slice(line);
-            return;
+            return true;
         }
         let start = self.out.len();
         let cacheable = if inline || self.opts.srcline {
@@ -882,6 +1010,7 @@ impl<'f, W: Write> Script<'f, W> {
             let line: Box<[u8]> = self.out[start..].into();
             self.cache.insert(key, line);
         }
+        cacheable
     }
 }
 

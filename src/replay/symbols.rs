@@ -32,11 +32,18 @@ pub struct Symbol {
     pub end: u64,
     /// The table's names, one string; this symbol's is `names[off..off + len]`. One
     /// allocation per table instead of one per symbol (libLLVM has 3·10^5 symbols).
-    names: Rc<str>,
+    names: Rc<Arena>,
     off: u32,
     len: u32,
     /// Whether to demangle the name for display.
     demangle: bool,
+    /// ELF binding (`STB_*`), for choosing among duplicates on lookup.
+    bind: u8,
+    /// [`NORMAL`], [`PENDING`] or [`EXTRA`].
+    state: u8,
+    /// In the first symbol of a [`PENDING`] group: the index of the group's chosen symbol
+    /// once a lookup has chosen it (`u32::MAX` before).
+    winner: std::cell::Cell<u32>,
     /// The display name, demangled on first use (a big C++ library has 10^5 symbols; a
     /// profile touches a few hundred).
     shown: std::cell::OnceCell<Box<str>>,
@@ -45,8 +52,7 @@ pub struct Symbol {
 impl Symbol {
     /// The name as stored.
     pub fn raw(&self) -> &str {
-        let (a, b) = (self.off as usize, (self.off + self.len) as usize);
-        self.names.get(a..b).unwrap_or("")
+        self.names.get(self.off, self.len)
     }
 
     /// The name perf prints (demangled).
@@ -163,27 +169,103 @@ struct Candidate {
     bind: u8,
     /// A kallsyms module symbol (`[mod]` column).
     module: bool,
+    /// [`NORMAL`], [`PENDING`] or [`EXTRA`].
+    state: u8,
+    /// Insertion order (perf's rb-tree keeps equal starts in it).
+    seq: u32,
     off: u32,
     len: u32,
 }
 
+/// A symbol that is alone at its address, or the one perf's duplicate pass kept.
+const NORMAL: u8 = 0;
+/// A member of a group of symbols at one address whose choice needs demangled names; the
+/// group is kept whole and chosen from on the first lookup that lands in it (a big C++
+/// library has 10^5 such groups, constructor aliases mostly, and a profile touches a few).
+const PENDING: u8 = 1;
+/// Inserted after the fix-ups (PLT symbols): never a duplicate candidate.
+const EXTRA: u8 = 2;
+
 impl Candidate {
-    fn name<'a>(&self, arena: &'a str) -> &'a str {
-        arena
-            .get(self.off as usize..(self.off + self.len) as usize)
-            .unwrap_or("")
+    fn name<'a>(&self, arena: &'a Arena) -> &'a str {
+        arena.get(self.off, self.len)
     }
 }
 
-/// Names of candidates, appended as they are read.
-#[derive(Debug, Default)]
-struct Arena(String);
+/// Names of candidates: appended as they are read, or (an offset with [`IN_FILE`] set) in
+/// the symbol file's own string table, which the arena keeps mapped. A big library's names
+/// are tens of megabytes: copying them cost more than reading the symbols.
+#[derive(Default)]
+struct Arena {
+    text: String,
+    file: Option<Rc<dyn AsRef<[u8]>>>,
+    /// Candidates numbered so far.
+    count: u32,
+}
+
+/// The bit of a name offset that says it is in [`Arena::file`].
+const IN_FILE: u32 = 1 << 31;
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arena")
+            .field("text", &self.text.len())
+            .field("file", &self.file_bytes().len())
+            .finish()
+    }
+}
+
+impl PartialEq for Arena {
+    fn eq(&self, o: &Arena) -> bool {
+        self.text == o.text && self.file_bytes() == o.file_bytes()
+    }
+}
+
+impl Eq for Arena {}
 
 impl Arena {
+    /// The next insertion number.
+    fn seq(&mut self) -> u32 {
+        self.count += 1;
+        self.count
+    }
+
     fn add(&mut self, name: &str) -> (u32, u32) {
-        let off = self.0.len() as u32;
-        self.0.push_str(name);
+        let off = self.text.len() as u32;
+        self.text.push_str(name);
         (off, name.len() as u32)
+    }
+
+    fn file_bytes(&self) -> &[u8] {
+        self.file.as_deref().map_or(&[], |f| f.as_ref())
+    }
+
+    /// A name read from the file: kept where it is when it is UTF-8 and within reach of
+    /// an offset, else copied.
+    fn add_bytes(&mut self, name: &[u8]) -> (u32, u32) {
+        let base = self.file_bytes();
+        let at = (name.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        let within = at <= base.len() && name.len() <= base.len() - at;
+        if within && at < IN_FILE as usize && std::str::from_utf8(name).is_ok() {
+            return (at as u32 | IN_FILE, name.len() as u32);
+        }
+        match std::str::from_utf8(name) {
+            Ok(n) => self.add(n),
+            Err(_) => self.add(&String::from_utf8_lossy(name)),
+        }
+    }
+
+    fn get(&self, off: u32, len: u32) -> &str {
+        let (a, b) = (
+            (off & !IN_FILE) as usize,
+            (off & !IN_FILE) as usize + len as usize,
+        );
+        if off & IN_FILE != 0 {
+            let bytes = self.file_bytes().get(a..b).unwrap_or(b"");
+            std::str::from_utf8(bytes).unwrap_or("")
+        } else {
+            self.text.get(a..b).unwrap_or("")
+        }
     }
 }
 
@@ -196,41 +278,16 @@ fn underscores(s: &str) -> usize {
 
 /// perf's `choose_best_symbol`: true when `a` is kept over `b`. Names compare as displayed
 /// (perf demangles before inserting).
-fn keep_first(a: &Candidate, b: &Candidate, arena: &str, demangle: bool) -> bool {
-    let (la, lb) = (a.end - a.start, b.end - b.start);
-    if lb == 0 && la > 0 {
-        return true;
-    }
-    if la == 0 && lb > 0 {
-        return false;
-    }
-    let (wa, wb) = (a.bind == STB_WEAK, b.bind == STB_WEAK);
-    if wb && !wa {
-        return true;
-    }
-    if wa && !wb {
-        return false;
-    }
-    let (ga, gb) = (a.bind == STB_GLOBAL, b.bind == STB_GLOBAL);
-    if ga && !gb {
-        return true;
-    }
-    if gb && !ga {
-        return false;
-    }
-    if a.name(arena) == b.name(arena) {
-        // The same symbol from .symtab and .dynsym: the first stays.
-        return true;
-    }
-    let shown = |c: &Candidate| -> std::borrow::Cow<'_, str> {
-        if demangle {
-            std::borrow::Cow::Owned(perf_demangle(c.name(arena)))
-        } else {
-            std::borrow::Cow::Borrowed(c.name(arena))
-        }
-    };
-    let (na, nb) = (shown(a), shown(b));
-    let (ua, ub) = (underscores(&na), underscores(&nb));
+fn keep_first(a: &Candidate, b: &Candidate, arena: &Arena, demangle: bool) -> bool {
+    keep_first_cheap(a, b, arena, demangle).unwrap_or_else(|| {
+        let (na, nb) = (perf_demangle(a.name(arena)), perf_demangle(b.name(arena)));
+        by_shown_name(&na, &nb)
+    })
+}
+
+/// The last rule of `choose_best_symbol`: fewer leading underscores, then the longer name.
+fn by_shown_name(na: &str, nb: &str) -> bool {
+    let (ua, ub) = (underscores(na), underscores(nb));
     if ub > ua {
         return true;
     }
@@ -238,6 +295,39 @@ fn keep_first(a: &Candidate, b: &Candidate, arena: &str, demangle: bool) -> bool
         return false;
     }
     na.len() >= nb.len()
+}
+
+/// [`keep_first`] without demangling: None when only the demangled names can decide.
+fn keep_first_cheap(a: &Candidate, b: &Candidate, arena: &Arena, demangle: bool) -> Option<bool> {
+    let (la, lb) = (a.end - a.start, b.end - b.start);
+    if lb == 0 && la > 0 {
+        return Some(true);
+    }
+    if la == 0 && lb > 0 {
+        return Some(false);
+    }
+    let (wa, wb) = (a.bind == STB_WEAK, b.bind == STB_WEAK);
+    if wb && !wa {
+        return Some(true);
+    }
+    if wa && !wb {
+        return Some(false);
+    }
+    let (ga, gb) = (a.bind == STB_GLOBAL, b.bind == STB_GLOBAL);
+    if ga && !gb {
+        return Some(true);
+    }
+    if gb && !ga {
+        return Some(false);
+    }
+    if a.name(arena) == b.name(arena) {
+        // The same symbol from .symtab and .dynsym: the first stays.
+        return Some(true);
+    }
+    if demangle {
+        return None;
+    }
+    Some(by_shown_name(a.name(arena), b.name(arena)))
 }
 
 /// `symbols__fixup_end`.
@@ -269,34 +359,72 @@ fn fixup_end(c: &mut [Candidate], kallsyms: bool) {
     }
 }
 
-/// `symbols__fixup_duplicate` over candidates sorted by start (stable).
-fn fixup_duplicate(c: Vec<Candidate>, arena: &str, demangle: bool) -> Vec<Candidate> {
-    let mut out: Vec<Candidate> = Vec::with_capacity(c.len());
-    for next in c {
-        match out.last() {
-            Some(curr) if curr.start == next.start => {
-                if !keep_first(curr, &next, arena, demangle) {
-                    out.pop();
-                    out.push(next);
-                }
+/// `symbols__fixup_duplicate` over candidates sorted by start (stable): of each group at one
+/// address the one [`keep_first`] folds to stays. With `lazy`, a group whose choice needs
+/// demangled names (or holds [`PENDING`] members of an earlier pass) is kept whole, marked
+/// [`PENDING`], for [`SymbolMap::find`] to fold the same way on first use: the fold keeps
+/// one candidate at a time, so folding the whole group later is the same as folding the
+/// earlier pass's choice with the rest.
+fn fixup_duplicate(c: &mut Vec<Candidate>, arena: &Arena, demangle: bool, lazy: bool) {
+    // In place: each group writes at most as many candidates as it has, before itself.
+    let mut w = 0;
+    let mut i = 0;
+    while i < c.len() {
+        let start = c[i].start;
+        let j = i + c[i..].iter().take_while(|x| x.start == start).count();
+        let mut cur = c[i];
+        let mut pending = lazy && cur.state == PENDING;
+        for next in &c[i + 1..j] {
+            if pending {
+                break;
             }
-            _ => out.push(next),
+            if next.state == PENDING {
+                pending = true;
+                break;
+            }
+            let keep = if lazy {
+                match keep_first_cheap(&cur, next, arena, demangle) {
+                    Some(k) => k,
+                    None => {
+                        pending = true;
+                        break;
+                    }
+                }
+            } else {
+                keep_first(&cur, next, arena, demangle)
+            };
+            if !keep {
+                cur = *next;
+            }
         }
+        if pending {
+            for k in i..j {
+                c[w] = Candidate {
+                    state: PENDING,
+                    ..c[k]
+                };
+                w += 1;
+            }
+        } else {
+            c[w] = cur;
+            w += 1;
+        }
+        i = j;
     }
-    out
+    c.truncate(w);
 }
 
 impl SymbolMap {
     fn build(mut c: Vec<Candidate>, arena: Arena, kallsyms: bool, demangle: bool) -> SymbolMap {
         // Names are appended in insertion order, so (start, off) is the stable order.
-        c.sort_unstable_by_key(|s| (s.start, s.off));
+        c.sort_unstable_by_key(|s| (s.start, s.seq));
         fixup_end(&mut c, kallsyms);
-        let c = fixup_duplicate(c, &arena.0, demangle);
+        fixup_duplicate(&mut c, &arena, demangle, false);
         SymbolMap::from_fixed(c, arena, demangle)
     }
 
     fn from_fixed(c: Vec<Candidate>, arena: Arena, demangle: bool) -> SymbolMap {
-        let names: Rc<str> = Rc::from(arena.0);
+        let names = Rc::new(arena);
         let syms = c
             .into_iter()
             .map(|s| Symbol {
@@ -306,6 +434,9 @@ impl SymbolMap {
                 off: s.off,
                 len: s.len,
                 demangle,
+                bind: s.bind,
+                state: s.state,
+                winner: std::cell::Cell::new(u32::MAX),
                 shown: std::cell::OnceCell::new(),
             })
             .collect();
@@ -316,16 +447,73 @@ impl SymbolMap {
     }
 
     /// The symbol holding `addr`: the one with the nearest start, and of several with that
-    /// start (left by a failed load) the first inserted, which perf's rb-tree meets first.
+    /// start (left by a failed load) the first inserted, which perf's rb-tree meets first;
+    /// otherwise an enclosing bigger symbol among the four before it. A [`PENDING`] group
+    /// counts as the symbol perf's duplicate pass would have kept (and any [`EXTRA`] ones).
     pub fn find(&self, addr: u64) -> Option<&Symbol> {
         let i = self.syms.partition_point(|s| s.start <= addr);
         let nearest = self.syms[..i].last()?.start;
         let j = self.syms[..i].partition_point(|s| s.start < nearest);
-        if let Some(s) = self.syms[j..i].iter().find(|s| addr < s.end) {
+        if let Some(s) = self.visible(j, i).find(|s| addr < s.end) {
             return Some(s);
         }
         // An enclosing bigger symbol before it otherwise.
-        self.syms[..j].iter().rev().take(4).find(|s| addr < s.end)
+        let mut end = j;
+        let mut left = 4usize;
+        while end > 0 && left > 0 {
+            let start = self.syms[end - 1].start;
+            let j = self.syms[..end].partition_point(|s| s.start < start);
+            let group: Vec<&Symbol> = self.visible(j, end).collect();
+            for s in group.into_iter().rev().take(left) {
+                if addr < s.end {
+                    return Some(s);
+                }
+                left -= 1;
+            }
+            end = j;
+        }
+        None
+    }
+
+    /// The symbols of the group `syms[j..i]` (one start) that perf's table holds, in order.
+    fn visible(&self, j: usize, i: usize) -> impl Iterator<Item = &Symbol> {
+        let group = &self.syms[j..i];
+        let pending = group.first().is_some_and(|s| s.state == PENDING);
+        let winner = if pending { self.winner(j, i) } else { None };
+        winner
+            .into_iter()
+            .chain(group.iter().filter(move |s| !pending || s.state != PENDING))
+    }
+
+    /// perf's choice among the [`PENDING`] members of `syms[j..i]`, folded once and kept.
+    fn winner(&self, j: usize, i: usize) -> Option<&Symbol> {
+        let first = self.syms.get(j)?;
+        let known = first.winner.get();
+        if known != u32::MAX {
+            return self.syms.get(known as usize);
+        }
+        let cand = |s: &Symbol| Candidate {
+            start: s.start,
+            end: s.end,
+            bind: s.bind,
+            module: false,
+            state: s.state,
+            seq: 0,
+            off: s.off,
+            len: s.len,
+        };
+        let arena: &Arena = &first.names;
+        let mut best = j;
+        for k in j + 1..i {
+            if self.syms[k].state != PENDING {
+                continue;
+            }
+            if !keep_first(&cand(&self.syms[best]), &cand(&self.syms[k]), arena, true) {
+                best = k;
+            }
+        }
+        first.winner.set(best as u32);
+        self.syms.get(best)
     }
 
     /// Number of symbols.
@@ -348,12 +536,12 @@ impl SymbolMap {
     pub fn from_kallsyms(text: &str) -> SymbolMap {
         let mut c = Vec::new();
         let mut arena = Arena::default();
+        // Names are a third of the text or so; kallsyms has 10^5 lines.
+        arena.text.reserve(text.len() / 2);
+        c.reserve(text.len() / 40);
         for line in text.lines() {
             let mut it = line.split_ascii_whitespace();
             let (Some(addr), Some(ty), Some(name)) = (it.next(), it.next(), it.next()) else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr, 16) else {
                 continue;
             };
             let t = ty.as_bytes().first().copied().unwrap_or(b'?');
@@ -361,6 +549,9 @@ impl SymbolMap {
             {
                 continue;
             }
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
             let bind = if t == b'W' {
                 STB_WEAK
             } else if t.is_ascii_uppercase() {
@@ -375,6 +566,8 @@ impl SymbolMap {
                 end: addr,
                 bind,
                 module,
+                state: NORMAL,
+                seq: arena.seq(),
                 off,
                 len,
             });
@@ -386,6 +579,21 @@ impl SymbolMap {
     /// a debug file), with program headers from `runtime` (the mapped binary itself).
     /// `None` when `symfile` is not a 64-bit ELF file.
     pub fn from_elf(symfile: &[u8], runtime: &[u8]) -> Option<SymbolMap> {
+        SymbolMap::from_elf_in(symfile, None, runtime)
+    }
+
+    /// [`SymbolMap::from_elf`] of a file the table keeps (mapped), with names left in the
+    /// file's string tables instead of copied.
+    pub fn from_elf_shared(symfile: Rc<dyn AsRef<[u8]>>, runtime: &[u8]) -> Option<SymbolMap> {
+        let keep = symfile.clone();
+        SymbolMap::from_elf_in((*symfile).as_ref(), Some(keep), runtime)
+    }
+
+    fn from_elf_in(
+        symfile: &[u8],
+        keep: Option<Rc<dyn AsRef<[u8]>>>,
+        runtime: &[u8],
+    ) -> Option<SymbolMap> {
         let sf = ElfFile64::<Endianness>::parse(symfile).ok()?;
         let rt = ElfFile64::<Endianness>::parse(runtime).ok();
         let loads: Vec<(u64, u64, u64)> = match &rt {
@@ -396,16 +604,25 @@ impl SymbolMap {
         // fixed up again. A symbol in a section that does not exist ends a pass with an error
         // (`elf_getscn` fails): what was inserted stays, unfixed, and the load reports failure.
         let mut c = Vec::new();
-        let mut arena = Arena::default();
+        let mut arena = Arena {
+            file: keep,
+            ..Arena::default()
+        };
+        if arena.file.is_none() {
+            // Room for every name up front: growing a big library's arena copies megabytes.
+            let string_bytes: u64 = [b".strtab".as_slice(), b".dynstr"]
+                .iter()
+                .filter_map(|n| sf.elf_section_table().section_by_name(sf.endian(), n))
+                .map(|(_, h)| h.sh_size(sf.endian()))
+                .sum();
+            arena
+                .text
+                .reserve(usize::try_from(string_bytes.min(1 << 30)).unwrap_or(0));
+        }
         let mut failed = false;
         if !sf.elf_symbol_table().is_empty() {
             failed = elf_pass(&sf, sf.elf_symbol_table(), &loads, &mut c, &mut arena);
-            // Names are appended in insertion order, so (start, off) is the stable order.
-            c.sort_unstable_by_key(|s| (s.start, s.off));
-            if !failed && !c.is_empty() {
-                fixup_end(&mut c, false);
-                c = fixup_duplicate(c, &arena.0, true);
-            }
+            fix_pass(&mut c, &arena, !failed, true);
         }
         // A debug file's `.dynsym` is NOBITS: libelf hands perf no symbols from it.
         let dynsym_nobits = sf
@@ -422,13 +639,11 @@ impl SymbolMap {
                 &mut arena,
             );
             let added = !d.is_empty();
+            // Sorted apart, then one merge of the two sorted runs (a stable sort finds them).
+            d.sort_unstable_by_key(|s| (s.start, s.seq));
             c.extend(d);
-            // Names are appended in insertion order, so (start, off) is the stable order.
-            c.sort_unstable_by_key(|s| (s.start, s.off));
-            if !failed && added {
-                fixup_end(&mut c, false);
-                c = fixup_duplicate(c, &arena.0, true);
-            }
+            c.sort_by_key(|s| (s.start, s.seq));
+            fix_pass(&mut c, &arena, !failed && added, true);
         }
         if !failed && !c.is_empty() {
             if let Some(r) = &rt {
@@ -436,13 +651,24 @@ impl SymbolMap {
                 let start = c.len();
                 plt_symbols(r, &mut c, &mut arena);
                 if c.len() > start {
-                    c.sort_unstable_by_key(|s| (s.start, s.off));
+                    c.sort_unstable_by_key(|s| (s.start, s.seq));
                 }
             }
         }
         let mut m = SymbolMap::from_fixed(c, arena, true);
         m.load_failed = failed;
         Some(m)
+    }
+}
+
+/// The end of one `dso__load_sym` pass over an ELF symbol table: sorted, and with `fix`
+/// perf's two fix-ups (duplicates resolved `lazy`ly, see [`fixup_duplicate`]).
+fn fix_pass(c: &mut Vec<Candidate>, arena: &Arena, fix: bool, lazy: bool) {
+    // Names are appended in insertion order, so (start, off) is the stable order.
+    c.sort_unstable_by_key(|s| (s.start, s.seq));
+    if fix && !c.is_empty() {
+        fixup_end(c, false);
+        fixup_duplicate(c, arena, true, lazy);
     }
 }
 
@@ -484,6 +710,8 @@ fn plt_symbols(f: &ElfFile64<'_, Endianness>, c: &mut Vec<Candidate>, arena: &mu
             end: at.saturating_add(entsize),
             bind: STB_GLOBAL,
             module: false,
+            state: EXTRA,
+            seq: arena.seq(),
             off,
             len,
         });
@@ -503,6 +731,7 @@ fn elf_pass(
     let e = sf.endian();
     let sections = sf.elf_section_table();
     let strings = table.strings();
+    c.reserve(table.symbols().len());
     for sym in table.symbols().iter().skip(1) {
         let ty = sym.st_type();
         let shndx = sym.st_shndx(e);
@@ -542,15 +771,14 @@ fn elf_pass(
             continue;
         };
         let start = value.wrapping_sub(va).wrapping_add(off);
-        let (noff, nlen) = match std::str::from_utf8(name) {
-            Ok(n) => arena.add(n),
-            Err(_) => arena.add(&String::from_utf8_lossy(name)),
-        };
+        let (noff, nlen) = arena.add_bytes(name);
         c.push(Candidate {
             start,
             end: start.saturating_add(size),
             bind: sym.st_bind().0,
             module: false,
+            state: NORMAL,
+            seq: arena.seq(),
             off: noff,
             len: nlen,
         });
@@ -625,6 +853,8 @@ mod tests {
                         end,
                         bind,
                         module: false,
+                        state: NORMAL,
+                        seq: arena.seq(),
                         off,
                         len,
                     }
@@ -728,9 +958,62 @@ mod tests {
         let off = main.file_offset.unwrap();
         assert_eq!(m.find(off).map(|s| s.name()), Some("main"));
         assert!(SymbolMap::from_elf(b"junk", b"junk").is_none());
+        // Names left in the mapped file make the same table as copied ones.
+        let shared = SymbolMap::from_elf_shared(Rc::new(exe.clone()), &exe).expect("elf");
+        let view = |m: &SymbolMap| -> Vec<(u64, u64, String)> {
+            m.symbols()
+                .iter()
+                .map(|s| (s.start, s.end, s.name().to_string()))
+                .collect()
+        };
+        assert_eq!(view(&shared), view(&m));
+        assert_eq!(shared.find(off).map(|s| s.name()), Some("main"));
     }
 
     proptest::proptest! {
+        /// Choosing among duplicates on first lookup finds what choosing at load time does,
+        /// over two passes (`.symtab`, then `.dynsym`) and PLT symbols added afterwards.
+        #[test]
+        fn lazy_duplicates_find_what_eager_ones_do(
+            syms in proptest::collection::vec((0u64..6, 0u64..3, 0u8..3, 0usize..8, proptest::prelude::any::<bool>()), 1..40),
+            plt in proptest::collection::vec(0u64..6, 0..3),
+        ) {
+            const NAMES: [&str; 8] = ["_ZN3FooC1Ev", "_ZN3FooC2Ev", "_ZN1a1bEv", "__x",
+                "_ZN3BarD2Ev", "_Z3bazv", "baz", "__GI_baz"];
+            let maps: Vec<SymbolMap> = [false, true].into_iter().map(|lazy| {
+                let mut arena = Arena::default();
+                let mut pass = [Vec::new(), Vec::new()];
+                // All `.symtab` names are read before the `.dynsym` ones.
+                for (p, want) in pass.iter_mut().zip([false, true]) {
+                    for &(start, size, bind, name, dynsym) in &syms {
+                        if dynsym != want {
+                            continue;
+                        }
+                        let (off, len) = arena.add(NAMES[name]);
+                        p.push(Candidate {
+                            start: start * 16, end: start * 16 + size * 8, bind, module: false,
+                            state: NORMAL, seq: arena.seq(), off, len,
+                        });
+                    }
+                }
+                let [mut c, d] = pass;
+                fix_pass(&mut c, &arena, true, lazy);
+                c.extend(d);
+                fix_pass(&mut c, &arena, true, lazy);
+                for &p in &plt {
+                    let (off, len) = arena.add("p@plt");
+                    c.push(Candidate { start: p * 16 + 4, end: p * 16 + 12, bind: STB_GLOBAL,
+                        module: false, state: EXTRA, seq: arena.seq(), off, len });
+                }
+                c.sort_unstable_by_key(|s| (s.start, s.seq));
+                SymbolMap::from_fixed(c, arena, true)
+            }).collect();
+            for addr in 0..120 {
+                let [e, l] = [&maps[0], &maps[1]].map(|m| m.find(addr).map(|s| (s.start, s.end, s.raw().to_string())));
+                proptest::prop_assert_eq!(e, l, "addr {}", addr);
+            }
+        }
+
         #[test]
         fn never_panics_on_mangled_elf_or_kallsyms(
             cut in 0usize..70000,

@@ -102,6 +102,10 @@ pub(crate) struct Program {
     nodes: Vec<Node>,
     type_numbers: Vec<u32>,
     pieces: Vec<Piece>,
+    /// The value of each node whose value depends on no field (`eval_num_arg` of
+    /// constants): sched_switch's print fmt computes `((((0x0 | 0x1 | ... | 0x40) + 1) << 1)
+    /// - 1)` twice per sample otherwise.
+    consts: Vec<Option<u64>>,
 }
 
 fn cast_mask(ty: &str, pointer: bool) -> u64 {
@@ -134,12 +138,45 @@ impl Program {
                 other => Node::Arg(other),
             })
             .collect();
-        Program {
+        let mut p = Program {
             fields,
             nodes,
             type_numbers,
             pieces,
+            consts: Vec::new(),
+        };
+        let mut known = vec![None; p.nodes.len()];
+        for id in 0..p.nodes.len() {
+            p.constant(id, &mut known, 0);
         }
+        p.consts = known.into_iter().map(Option::flatten).collect();
+        p
+    }
+
+    /// Whether node `id` evaluates to the same number for every sample, and that number
+    /// (memoized in `known`: `Some(None)` for a node that reads the sample).
+    fn constant(&self, id: Id, known: &mut [Option<Option<u64>>], depth: u32) -> Option<u64> {
+        if let Some(k) = known.get(id).copied().flatten() {
+            return k;
+        }
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut child = |c: Option<Id>| c.map_or(Some(0), |c| self.constant(c, known, depth + 1));
+        let is_const = match self.nodes.get(id)? {
+            Node::Atom { .. } => true,
+            Node::Type { item, .. } => child(Some(*item)).is_some(),
+            Node::Op { op, left, right } => {
+                *op != OpKind::Index && child(*left).is_some() && child(*right).is_some()
+            }
+            Node::Arg(_) => false,
+        };
+        // A constant node reads no data: evaluating it over nothing gives its value.
+        let v = is_const.then(|| self.num_eval(id, &[], 0));
+        if let Some(slot) = known.get_mut(id) {
+            *slot = Some(v);
+        }
+        v
     }
 
     fn field(&self, index: usize) -> &Field {
@@ -195,6 +232,13 @@ impl Program {
 
     // eval_num_arg()
     fn num(&self, id: Id, data: &[u8], depth: u32) -> u64 {
+        if let Some(Some(v)) = self.consts.get(id) {
+            return *v;
+        }
+        self.num_eval(id, data, depth)
+    }
+
+    fn num_eval(&self, id: Id, data: &[u8], depth: u32) -> u64 {
         if depth > MAX_DEPTH {
             return 0;
         }
