@@ -7,13 +7,16 @@
 //! - the file is at most a quarter of perf's `--call-graph dwarf` file for the same workload,
 //!   and `perf script` unwinds it to the same frames as `rprobe script`;
 //! - `rprobe script` on perf's own `--call-graph dwarf` file is byte-identical to
-//!   `perf script` on it (inline frames of libc's debug file included).
+//!   `perf script` on it (inline frames of libc's debug file included), and its folded
+//!   stacks equal inferno-collapse-perf's of perf's text.
 //!
 //! Records with perf and rprobe: run under the machine-wide lock,
 //! `flock /tmp/rprobe-kernel.lock cargo test --test live_unwind`.
 
 mod common;
 
+use inferno::collapse::perf::{Folder, Options};
+use inferno::collapse::Collapse;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -195,8 +198,26 @@ fn dwarf_stacks_of_a_program_without_frame_pointers() {
         "perf script and rprobe script differ on rprobe's dwarf file"
     );
 
-    // Golden: rprobe script on perf's dwarf file is perf script's text, byte for byte.
+    // Golden: rprobe script on perf's dwarf file is perf script's text, byte for byte, and
+    // its folded stacks are inferno-collapse-perf's of that text (inline frames included).
     let want = perf_ok(home, &["script", "-i", s(&pdata)]);
+    let mut inferno = Vec::new();
+    Folder::from(Options::default())
+        .collapse(want.as_bytes(), &mut inferno)
+        .expect("inferno collapse");
+    let folded_perf = rprobe_ok(&["flamegraph", "--folded", "-i", s(&pdata)], home);
+    assert_eq!(
+        folded_perf,
+        String::from_utf8(inferno).expect("utf-8"),
+        "rprobe flamegraph --folded differs from inferno-collapse-perf on perf's dwarf file"
+    );
+    if want.contains(" __libc_start_main_impl+") {
+        // libc6-dbg is installed: the inlined frame shows in the flame graph too.
+        assert!(
+            folded_perf.contains(";__libc_start_main_impl;"),
+            "{folded_perf}"
+        );
+    }
     let got = rprobe_ok(&["script", "-i", s(&pdata)], home);
     assert!(want.contains(" main+0x"), "{want}");
     if got != want {

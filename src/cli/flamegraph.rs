@@ -76,7 +76,7 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
     let mut s = Script::new(&mut sink, &session.evsels, plan, opts, &files);
     // Each distinct frame (by what it prints as: DSO and address) is symbolized and named
     // once; each distinct stack of frame ids under one root is joined into a line once.
-    let mut frame_ids: FxHashMap<((u32, u64), bool), u32> = FxHashMap::default();
+    let mut frame_ids: FxHashMap<((u32, u64), bool, bool), u32> = FxHashMap::default();
     let mut names: Vec<Vec<String>> = Vec::new();
     let mut roots: FxHashMap<i32, (i32, Box<str>, u32)> = FxHashMap::default();
     let mut root_names: Vec<String> = Vec::new();
@@ -126,18 +126,29 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
         if let Some(u) = &unwound {
             sample.callchain = Some(u);
         }
-        for (mode, ip) in s.frame_ips(&sample, misc) {
-            let fk = (s.frame_key(m, maps, mode, ip), java);
+        let unwound_from = if unwound.is_some() {
+            s.unwound_from()
+        } else {
+            usize::MAX
+        };
+        for (i, (mode, ip)) in s.frame_ips(&sample, misc).into_iter().enumerate() {
+            let fk = (s.frame_key(m, maps, mode, ip), java, i >= unwound_from);
             let id = match frame_ids.get(&fk) {
                 Some(&id) => id,
                 None => {
-                    let (sym, dso, cacheable) = s.frame_symbol(m, maps, mode, ip);
-                    let f = FrameName {
-                        sym: sym.as_deref(),
-                        dso: dso.as_deref(),
-                    };
+                    // One frame, or several in inlined code (innermost first, so folded
+                    // root-first they come outermost first).
+                    let (syms, cacheable) = s.frame_symbols(m, maps, mode, ip, fk.2);
+                    let mut folded = Vec::new();
+                    for (sym, dso) in syms.iter().rev() {
+                        let f = FrameName {
+                            sym: sym.as_deref(),
+                            dso: dso.as_deref(),
+                        };
+                        folded.extend(frame_names(f, java));
+                    }
                     let id = names.len() as u32;
-                    names.push(frame_names(f, java));
+                    names.push(folded);
                     if cacheable {
                         frame_ids.insert(fk, id);
                     }

@@ -481,7 +481,12 @@ impl<'f, W: Write> Script<'f, W> {
         ev: &Evsel,
         s: &crate::perf::reader::records::Sample<'_>,
     ) -> Option<&[u8]> {
-        self.unwind.chain(m, maps, &ev.attr, s, self.files)
+        // The chain's entries from `recorded` on are unwound frames (inline names apply).
+        let recorded = s.callchain_ips().filter(|&ip| ip < context::MAX).count();
+        self.unwound_from = None;
+        let c = self.unwind.chain(m, maps, &ev.attr, s, self.files)?;
+        self.unwound_from = Some(recorded);
+        Some(c)
     }
 
     /// Write what is buffered.
@@ -496,19 +501,15 @@ impl<'f, W: Write> Script<'f, W> {
         // A DWARF sample's callchain is its kernel part and the unwound user frames.
         let mut chain = std::mem::take(&mut self.chain_buf);
         let mut e = e;
+        self.unwound_from = None;
         if let Event::Sample { evsel, sample, .. } = &mut e {
             let ev = &evsels[*evsel];
             if self.plan.use_callchain && super::unwind::is_dwarf(&ev.attr) {
                 let maps = m.findnew(sample.pid, sample.tid).maps;
-                let recorded = sample
-                    .callchain_ips()
-                    .filter(|&ip| ip < context::MAX)
-                    .count();
                 if let Some(c) = self.unwound_chain(m, maps, ev, sample) {
                     chain.clear();
                     chain.extend_from_slice(c);
                     sample.callchain = Some(&chain);
-                    self.unwound_from = Some(recorded);
                 }
             }
         }
@@ -688,7 +689,10 @@ impl<'f, W: Write> Script<'f, W> {
     }
 
     /// The frames of a sample as (address as perf prints it, symbol and offset, DSO name),
-    /// following the callchain rules above; for JSON.
+    /// following the callchain rules above; for JSON, report and flame graphs. After
+    /// [`Script::unwound_chain`] gave the sample's chain, its unwound frames in inlined code
+    /// come out once per function, innermost first, each inlined one with its own name (and
+    /// the frame symbol's offset), as `perf script` prints them.
     pub fn frames(
         &mut self,
         m: &mut Machine,
@@ -699,16 +703,61 @@ impl<'f, W: Write> Script<'f, W> {
         let Some(entries) = chain_entries(s, self.opts.max_stack) else {
             return v;
         };
-        for (cpumode, ip) in entries {
+        let unwound_from = self.unwound_from.unwrap_or(usize::MAX);
+        for (i, (cpumode, ip)) in entries.into_iter().enumerate() {
             let r = self.resolve(m, maps, cpumode, ip);
             let sym = self.symbol(m, &r, &mut false);
             let dso = r
                 .map
                 .and_then(|mp| m.dsos.get(mp.dso as usize))
                 .map(|d| d.name.clone());
-            v.push((r.addr, sym, dso));
+            let names = match (r.map, &sym) {
+                (Some(mp), Some(_)) if i >= unwound_from && self.opts.inline => {
+                    self.inline_names(m, mp.dso, r.addr)
+                }
+                _ => std::rc::Rc::from(Vec::new()),
+            };
+            if names.is_empty() {
+                v.push((r.addr, sym, dso));
+                continue;
+            }
+            for n in names.iter() {
+                let named = sym.as_ref().map(|(base, off)| {
+                    let name = if **base == *n.name {
+                        base.clone()
+                    } else {
+                        n.name.clone()
+                    };
+                    (name, *off)
+                });
+                v.push((r.addr, named, dso.clone()));
+            }
         }
         v
+    }
+
+    /// The inline names of DSO-relative `addr` in user DSO `dso` (none for other DSOs).
+    fn inline_names(
+        &mut self,
+        m: &Machine,
+        dso: u32,
+        addr: u64,
+    ) -> std::rc::Rc<[super::inline::InlineName]> {
+        let Some(d) = m
+            .dsos
+            .get(dso as usize)
+            .filter(|d| d.kind == super::dso::DsoKind::User)
+        else {
+            return std::rc::Rc::from(Vec::new());
+        };
+        let (files, home) = (self.files, self.opts.home.clone());
+        self.inlines.names(
+            dso,
+            addr,
+            &d.name,
+            || d.symbol_file(files, home.as_deref()),
+            files,
+        )
     }
 
     /// The frames of a sample as (cpumode, ip) in callchain order (callee first), following
@@ -759,6 +808,45 @@ impl<'f, W: Write> Script<'f, W> {
             .and_then(|mp| m.dsos.get(mp.dso as usize))
             .map(|d| d.name.clone());
         (sym, dso, !failed)
+    }
+
+    /// The index of the first unwound frame of the sample [`Script::unwound_chain`] gave
+    /// the chain of last (`usize::MAX` when it gave none).
+    pub fn unwound_from(&self) -> usize {
+        self.unwound_from.unwrap_or(usize::MAX)
+    }
+
+    /// [`Script::frame_symbol`] for a frame that may be an unwound one: with inline names
+    /// on, an unwound frame in inlined code is one (symbol, DSO) per function, innermost
+    /// first, as `perf script` prints it: an inlined function's "DSO" is `inlined`.
+    #[allow(clippy::type_complexity)]
+    pub fn frame_symbols(
+        &mut self,
+        m: &mut Machine,
+        maps: usize,
+        cpumode: u16,
+        ip: u64,
+        unwound: bool,
+    ) -> (Vec<(Option<Box<str>>, Option<Box<str>>)>, bool) {
+        let (sym, dso, cacheable) = self.frame_symbol(m, maps, cpumode, ip);
+        let r = self.resolve(m, maps, cpumode, ip);
+        let names = match (r.map, &sym) {
+            (Some(mp), Some(_)) if unwound && self.opts.inline => {
+                self.inline_names(m, mp.dso, r.addr)
+            }
+            _ => std::rc::Rc::from(Vec::new()),
+        };
+        if names.is_empty() {
+            return (vec![(sym, dso)], cacheable);
+        }
+        let v = names
+            .iter()
+            .map(|n| match &sym {
+                Some(base) if **base == *n.name => (sym.clone(), dso.clone()),
+                _ => (Some(n.name.clone()), Some(Box::from("inlined"))),
+            })
+            .collect();
+        (v, cacheable)
     }
 
     /// The tracepoint text of a raw record (`trace`).
@@ -855,7 +943,7 @@ impl<'f, W: Write> Script<'f, W> {
         };
         // perf names inlined functions only in frames of its DWARF unwinder (`unwind_entry`
         // calls `append_inlines`; `add_callchain_ip` for the recorded chain does not).
-        let unwound_from = self.unwound_from.take().unwrap_or(usize::MAX);
+        let unwound_from = self.unwound_from.unwrap_or(usize::MAX);
         // Whole chains are cached only when no frame comes from the unwinder (inline names
         // and srcline text depend on more than the ips).
         let cache_chain = unwound_from == usize::MAX && !self.opts.srcline;
@@ -945,17 +1033,7 @@ impl<W: Write> Script<'_, W> {
         let mut failed = false;
         let base = self.symbol(m, r, &mut failed);
         let names = match (&user, &base, inline) {
-            (Some((dso, path)), Some(_), true) => {
-                let (files, home) = (self.files, self.opts.home.clone());
-                let d = &m.dsos[*dso as usize];
-                self.inlines.names(
-                    *dso,
-                    r.addr,
-                    path,
-                    || d.symbol_file(files, home.as_deref()),
-                    files,
-                )
-            }
+            (Some((dso, _)), Some(_), true) => self.inline_names(m, *dso, r.addr),
             _ => std::rc::Rc::from(Vec::new()),
         };
         // perf's map__fprintf_srcline: every frame with a map gets a line: `??:0` when

@@ -423,6 +423,38 @@ mod tests {
         assert_eq!(t.stats.samples, 0);
     }
 
+    proptest::proptest! {
+        /// Records from the kernel are outside data: any bytes, a sample with any size,
+        /// dyn_size or registers, go through without a panic, and each record stays one
+        /// record of a size the header states.
+        #[test]
+        fn any_records_trim_without_panic(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            size in 0usize..400,
+            dyn_size in 0usize..1000,
+            cut in 0usize..900,
+        ) {
+            let a = attr();
+            let mut t = StackTrimmer::new(a, &NoFiles);
+            let mut out = Vec::new();
+            t.process(&junk, &mut out);
+            let mut rec = sample_record(size.div_ceil(8) * 8, dyn_size);
+            rec.truncate(cut.max(8).min(rec.len()));
+            let n = rec.len() as u16;
+            rec[6..8].copy_from_slice(&n.to_ne_bytes());
+            out.clear();
+            t.process(&rec, &mut out);
+            let recs: Vec<_> = crate::perf::ring::records(&out).collect();
+            proptest::prop_assert!(recs.len() <= 1);
+            for r in recs {
+                proptest::prop_assert_eq!(
+                    u16::from_ne_bytes([r.bytes[6], r.bytes[7]]) as usize,
+                    r.bytes.len()
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_chain_is_the_kernel_part_then_the_user_frames() {
         let a = attr();
