@@ -51,6 +51,14 @@ pub(super) struct LiveArgs {
     /// Stop after this many seconds.
     #[arg(long = "duration", value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Ring buffer data pages per CPU (a power of two).
+    #[arg(
+        short = 'm',
+        long = "mmap-pages",
+        default_value_t = 64,
+        value_name = "PAGES"
+    )]
+    pub pages: usize,
 }
 
 impl LiveArgs {
@@ -58,7 +66,6 @@ impl LiveArgs {
     pub fn spec<'a>(
         &'a self,
         cmd: &'static str,
-        pages: usize,
         items: &'a [String],
         command: &'a [String],
     ) -> Result<LiveSpec<'a>> {
@@ -78,7 +85,7 @@ impl LiveArgs {
             dwarf_stack,
             filter: self.filter.as_deref(),
             duration: self.duration,
-            pages,
+            pages: self.pages,
             items,
             command,
             rings: true,

@@ -101,14 +101,6 @@ pub struct StatArgs {
     /// Where a refused BPF program's verifier log goes.
     #[arg(long = "verifier-log", value_name = "FILE")]
     verifier_log: Option<PathBuf>,
-    /// Ring buffer data pages per CPU (a power of two).
-    #[arg(
-        short = 'm',
-        long = "mmap-pages",
-        default_value_t = 64,
-        value_name = "PAGES"
-    )]
-    pages: usize,
     /// Probe specs (as `rprobe add` takes them) or existing events (GROUP:EVENT).
     #[arg(value_name = "SPEC_OR_EVENT")]
     items: Vec<String>,
@@ -873,7 +865,7 @@ pub fn run(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
         Mode::Hist { by, .. } => by.iter().any(|k| k == "stack" || k == "$stack"),
         Mode::Latency => false,
     };
-    let mut spec = args.live.spec("stat", args.pages, &items, &args.command)?;
+    let mut spec = args.live.spec("stat", &items, &args.command)?;
     // A stack key needs callchains: frame pointers unless `--call-graph dwarf` was asked for.
     spec.callchain |= stack && spec.dwarf_stack == 0;
     let mut live = Live::prepare(&spec)?;

@@ -37,14 +37,6 @@ pub struct TraceArgs {
     /// Write the events to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Ring buffer data pages per CPU (a power of two).
-    #[arg(
-        short = 'm',
-        long = "mmap-pages",
-        default_value_t = 64,
-        value_name = "PAGES"
-    )]
-    pages: usize,
     /// Probe specs (as `rprobe add` takes them) or existing events (GROUP:EVENT).
     #[arg(value_name = "SPEC_OR_EVENT", required = true)]
     items: Vec<String>,
@@ -54,9 +46,7 @@ pub struct TraceArgs {
 }
 
 pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
-    let spec = args
-        .live
-        .spec("trace", args.pages, &args.items, &args.command)?;
+    let spec = args.live.spec("trace", &args.items, &args.command)?;
     let mut live = Live::open(&spec)?;
 
     // The decoder.
