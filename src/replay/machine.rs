@@ -12,6 +12,7 @@
 //! - Kernel maps (pid −1: `[kernel.kallsyms]_text` and modules) are machine-wide.
 
 use super::dso::{Dso, DsoKind};
+use super::hash::FxHashMap;
 use crate::perf::reader::records::Mmap;
 use std::collections::{BTreeMap, HashMap};
 
@@ -141,8 +142,8 @@ pub struct Thread {
 /// Everything replay knows about the recorded machine.
 #[derive(Debug, Default)]
 pub struct Machine {
-    /// Threads by tid.
-    pub threads: HashMap<i32, Thread>,
+    /// Threads by tid (looked up once per sample: Fx, not SipHash).
+    pub threads: FxHashMap<i32, Thread>,
     /// Map sets; threads of a process share one.
     pub maps: Vec<Maps>,
     /// Kernel maps.
@@ -206,6 +207,14 @@ impl Machine {
 
     /// perf's `machine__findnew_thread`: the thread `tid`, created (named `:TID`) when new.
     pub fn findnew(&mut self, pid: i32, tid: i32) -> &mut Thread {
+        // The common case first: a known thread whose pid is known.
+        if self
+            .threads
+            .get(&tid)
+            .is_some_and(|t| t.pid != -1 || pid == -1)
+        {
+            return self.threads.get_mut(&tid).expect("present");
+        }
         if !self.threads.contains_key(&tid) {
             let maps = if pid == tid || pid == -1 {
                 self.new_maps()

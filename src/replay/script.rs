@@ -366,14 +366,15 @@ const KEY_NO_MAP: u32 = u32::MAX;
 
 /// The digits of `v` in `base` (10 or 16), right-aligned in a 20-byte buffer filled with
 /// `fill`; returns the buffer and where the digits start.
-fn digits(v: u64, base: u64, fill: u8) -> ([u8; 20], usize) {
+fn digits<const BASE: u64>(v: u64, fill: u8) -> ([u8; 20], usize) {
+    // BASE is a constant so that `%` and `/` compile to a multiplication or a shift.
     let mut buf = [fill; 20];
     let mut i = 20;
     let mut v = v;
     loop {
         i -= 1;
-        buf[i] = b"0123456789abcdef"[(v % base) as usize];
-        v /= base;
+        buf[i] = b"0123456789abcdef"[(v % BASE) as usize];
+        v /= BASE;
         if v == 0 {
             break;
         }
@@ -383,25 +384,25 @@ fn digits(v: u64, base: u64, fill: u8) -> ([u8; 20], usize) {
 
 /// `"%lx"`.
 fn push_hex(out: &mut Vec<u8>, v: u64) {
-    let (buf, i) = digits(v, 16, b' ');
+    let (buf, i) = digits::<16>(v, b' ');
     out.extend_from_slice(&buf[i..]);
 }
 
 /// `"%16lx"`.
 fn push_hex16(out: &mut Vec<u8>, v: u64) {
-    let (buf, _) = digits(v, 16, b' ');
+    let (buf, _) = digits::<16>(v, b' ');
     out.extend_from_slice(&buf[4..]);
 }
 
 /// `"%lu"`.
 fn push_u64(out: &mut Vec<u8>, v: u64) {
-    let (buf, i) = digits(v, 10, b'0');
+    let (buf, i) = digits::<10>(v, b'0');
     out.extend_from_slice(&buf[i..]);
 }
 
 /// `"%0*lu"`.
 fn push_zero_padded(out: &mut Vec<u8>, v: u64, width: usize) {
-    let (buf, i) = digits(v, 10, b'0');
+    let (buf, i) = digits::<10>(v, b'0');
     out.extend_from_slice(&buf[i.min(20 - width.min(20))..]);
 }
 
@@ -544,7 +545,7 @@ impl<'f, W: Write> Script<'f, W> {
         Ok(())
     }
 
-    fn start(&mut self, f: u32, comm: &str, callchain_comm: bool, h: Head) {
+    fn start(out: &mut Vec<u8>, f: u32, comm: &str, callchain_comm: bool, h: Head) {
         use field::*;
         let Head {
             pid,
@@ -552,7 +553,6 @@ impl<'f, W: Write> Script<'f, W> {
             cpu,
             time,
         } = h;
-        let out = &mut self.out;
         if f & COMM != 0 {
             if callchain_comm {
                 out.extend_from_slice(comm.as_bytes());
@@ -602,14 +602,13 @@ impl<'f, W: Write> Script<'f, W> {
         let thread = m.findnew(s.pid, s.tid);
         let maps = thread.maps;
         let with_chain = f & IP != 0 && ev.has_callchain() && self.plan.use_callchain;
-        let comm: Box<str> = thread.comm.clone();
         let head = Head {
             pid: s.pid,
             tid: s.tid,
             cpu: s.cpu,
             time: s.time,
         };
-        self.start(f, &comm, with_chain, head);
+        Self::start(&mut self.out, f, &thread.comm, with_chain, head);
         if f & PERIOD != 0 {
             push_right(&mut self.out, 10, |o| push_u64(o, s.period));
             self.out.push(b' ');
@@ -681,7 +680,7 @@ impl<'f, W: Write> Script<'f, W> {
                 cpu: id.cpu.unwrap_or(0),
                 time: id.time.unwrap_or(0),
             };
-            self.start(f, &comm, with_chain, head);
+            Self::start(&mut self.out, f, &comm, with_chain, head);
         }
         self.out.extend_from_slice(b"PERF_RECORD_LOST lost ");
         push_u64(&mut self.out, lost);

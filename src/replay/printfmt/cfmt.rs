@@ -171,29 +171,24 @@ pub(crate) fn int(out: &mut Vec<u8>, spec: &Spec, star: Option<i64>, passed: u64
         }
         _ => (false, raw),
     };
-    let mut digits = [0u8; 24];
-    let mut n = 0;
     let (base, upper) = match spec.conv {
         b'x' => (16, false),
         b'X' => (16, true),
         b'o' => (8, false),
         _ => (10, false),
     };
-    let mut v = magnitude;
-    while v > 0 {
-        let d = (v % base) as u8;
-        digits[n] = match d {
-            0..=9 => b'0' + d,
-            _ if upper => b'A' + d - 10,
-            _ => b'a' + d - 10,
-        };
-        n += 1;
-        v /= base;
-    }
+    // Digits fill `buf` from the end: `buf[24 - n..]` is the number, most significant first.
+    let mut buf = [0u8; 24];
+    let n = match base {
+        16 => radix_digits::<16>(magnitude, upper, &mut buf),
+        8 => radix_digits::<8>(magnitude, false, &mut buf),
+        _ => radix_digits::<10>(magnitude, false, &mut buf),
+    };
+    let digits = &buf[24 - n..];
     // Precision is a minimum digit count; 0 with precision 0 prints no digits.
     let min_digits = prec.unwrap_or(1);
     let mut zeros = min_digits.saturating_sub(n);
-    if spec.alt && base == 8 && zeros == 0 && (n == 0 || digits[n - 1] != b'0') {
+    if spec.alt && base == 8 && zeros == 0 && (n == 0 || digits[0] != b'0') {
         zeros = 1;
     }
     let prefix: &[u8] = if negative {
@@ -222,10 +217,28 @@ pub(crate) fn int(out: &mut Vec<u8>, spec: &Spec, star: Option<i64>, passed: u64
         pad(out, b'0', fill);
     }
     pad(out, b'0', zeros);
-    out.extend(digits[..n].iter().rev());
+    out.extend_from_slice(digits);
     if left {
         pad(out, b' ', fill);
     }
+}
+
+/// The digits of `v` in `BASE` (a constant, so the division compiles to a multiplication or
+/// a shift: this is the hottest loop of a replay), right-aligned in `buf`; returns how many.
+/// Zero has no digits (printf's precision rules add them).
+fn radix_digits<const BASE: u64>(mut v: u64, upper: bool, buf: &mut [u8; 24]) -> usize {
+    let table: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let mut i = buf.len();
+    while v > 0 {
+        i -= 1;
+        buf[i] = table[(v % BASE) as usize];
+        v /= BASE;
+    }
+    buf.len() - i
 }
 
 /// `%llx`.
