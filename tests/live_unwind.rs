@@ -64,6 +64,15 @@ fn perf_ok(home: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// `fixtures/src/cpu_chain.c` built -O2 (no frame pointers) in its own directory `name`
+/// under the run's fixtures: (the directory, the binary).
+fn cpu_chain(fx: &common::Fixtures, name: &str) -> (PathBuf, PathBuf) {
+    let dir = fx.dir.join(name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bin = common::build_c_fixture("cpu_chain.c", &["-O2", "-Wall"], &dir.join("cpu_chain"));
+    (dir, bin)
+}
+
 fn size(p: &Path) -> u64 {
     std::fs::metadata(p).expect("stat").len()
 }
@@ -102,9 +111,7 @@ fn dwarf_stacks_of_a_program_without_frame_pointers() {
     }
     let fx = common::fixtures();
     let home = &fx.perf_home;
-    let dir = fx.dir.join("live_unwind");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let bin = common::build_c_fixture("cpu_chain.c", &["-O2", "-Wall"], &dir.join("cpu_chain"));
+    let (dir, bin) = cpu_chain(fx, "live_unwind");
     assert_no_frame_pointer(&bin);
     let ms = "600";
     let data = |n: &str| -> PathBuf { dir.join(n) };
@@ -270,9 +277,7 @@ fn trace_streams_dwarf_stacks_of_a_uprobe() {
         return;
     }
     let fx = common::fixtures();
-    let dir = fx.dir.join("live_unwind_trace");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let bin = common::build_c_fixture("cpu_chain.c", &["-O2", "-Wall"], &dir.join("cpu_chain"));
+    let (_, bin) = cpu_chain(fx, "live_unwind_trace");
     let text = rprobe_ok(
         &[
             "trace",
@@ -319,9 +324,7 @@ fn stat_counts_dwarf_stacks_of_a_uprobe() {
         return;
     }
     let fx = common::fixtures();
-    let dir = fx.dir.join("live_unwind_stat");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let bin = common::build_c_fixture("cpu_chain.c", &["-O2", "-Wall"], &dir.join("cpu_chain"));
+    let (_, bin) = cpu_chain(fx, "live_unwind_stat");
     let stat = |mode: &[&str]| {
         let mut args = vec!["stat", "-x", s(&bin), "leaf", "--count", "stack"];
         args.extend_from_slice(mode);
