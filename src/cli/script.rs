@@ -6,7 +6,7 @@ use crate::replay::dso::FileSource;
 use crate::replay::machine::KERNEL_DSO;
 use crate::replay::script::{self, Script, ScriptOptions};
 use crate::replay::session::{Event, KernelSymbols, Session};
-use crate::replay::symbols::SymbolMap;
+use crate::replay::symbols::Kallsyms;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -98,23 +98,19 @@ fn uname_release() -> Option<String> {
 /// (`~/.debug/[kernel.kallsyms]/ID/kallsyms`), else this machine's `/proc/kallsyms` when it
 /// runs the recorded kernel (same build id, or same release without one).
 pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols> {
+    kernel_kallsyms(bytes, home).map(KernelSymbols::from)
+}
+
+/// [`kernel_symbols`] before they become a symbol table: plain data a thread can build.
+pub fn kernel_kallsyms(bytes: &[u8], home: Option<&str>) -> Option<Kallsyms> {
     let file = crate::perf::reader::PerfFile::parse(bytes).ok()?;
-    let from_text = |t: &str| {
-        let map = SymbolMap::from_kallsyms(t);
-        let text = t.lines().find_map(|l| {
-            let mut it = l.split_ascii_whitespace();
-            let a = it.next()?;
-            it.next()?;
-            (it.next()? == "_text").then(|| u64::from_str_radix(a, 16).ok())?
-        });
-        (!map.is_empty()).then_some(KernelSymbols { map, text })
-    };
+    let parse = |t: &[u8]| Some(Kallsyms::parse(t)).filter(|k| !k.is_empty());
     if let Some(td) = file
         .feature(feature::TRACING_DATA)
         .and_then(|b| crate::perf::reader::tracing_data::parse(b).ok())
     {
         if !td.kallsyms.trim().is_empty() {
-            return from_text(&td.kallsyms);
+            return parse(td.kallsyms.as_bytes());
         }
     }
     let file_id = file
@@ -132,9 +128,9 @@ pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols>
     if let (Some(id), Some(home)) = (&file_id, home) {
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let cached = format!("{home}/.debug/[kernel.kallsyms]/{hex}/kallsyms");
-        if let Some(k) = std::fs::read_to_string(cached)
+        if let Some(k) = crate::sys::map_file(Path::new(&cached))
             .ok()
-            .and_then(|t| from_text(&t))
+            .and_then(|m| parse(&m))
         {
             return Some(k);
         }
@@ -146,8 +142,7 @@ pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols>
     if !running {
         return None;
     }
-    let t = std::fs::read_to_string("/proc/kallsyms").ok()?;
-    from_text(&t)
+    parse(&std::fs::read("/proc/kallsyms").ok()?)
 }
 
 /// Maps the perf.data file to replay; the error says how to get one.

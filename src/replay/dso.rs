@@ -76,6 +76,11 @@ impl Dso {
         }
     }
 
+    /// Replace the symbols (the kernel's, when they arrive).
+    pub fn set_symbols(&mut self, symbols: SymbolMap) {
+        self.symbols = Some(symbols);
+    }
+
     /// The symbols for one lookup, as perf's `map__find_symbol`: None for the lookup that
     /// loads a table whose load failed.
     pub fn symbols_for_lookup(

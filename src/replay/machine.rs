@@ -13,6 +13,7 @@
 
 use super::dso::{Dso, DsoKind};
 use super::hash::FxHashMap;
+use super::symbols::SymbolMap;
 use crate::perf::reader::records::Mmap;
 use std::collections::{BTreeMap, HashMap};
 
@@ -51,6 +52,12 @@ pub struct Maps {
 }
 
 impl Maps {
+    /// Remove every map (a new generation).
+    pub fn clear(&mut self) {
+        self.by_start.clear();
+        self.gen += 1;
+    }
+
     /// Insert `m`, cutting what it overlaps out of older maps.
     pub fn insert(&mut self, m: Map) {
         if m.end <= m.start {
@@ -156,6 +163,20 @@ pub struct Machine {
     /// Kernel symbol relocation: added to a kernel address before the symbol lookup (the
     /// kallsyms `_text` minus the file's kernel map `pgoff`, perf's `kallsyms__delta`).
     pub kernel_delta: u64,
+    /// `_text` of the kernel symbols in use (sets [`Machine::kernel_delta`] at the kernel
+    /// map's MMAP).
+    kernel_text: Option<u64>,
+    /// The kernel MMAPs applied so far, to apply again when symbols come after them.
+    kernel_log: Vec<KernelMmap>,
+}
+
+/// A kernel (pid −1) MMAP as it was applied.
+#[derive(Debug, Clone)]
+struct KernelMmap {
+    start: u64,
+    len: u64,
+    pgoff: u64,
+    name: String,
 }
 
 /// The name of the kernel DSO.
@@ -275,7 +296,11 @@ impl Machine {
         if pid != ppid && child_maps != parent.maps {
             let copy = self.maps.get(parent.maps).cloned().unwrap_or_default();
             if let Some(m) = self.maps.get_mut(child_maps) {
+                // A generation this index never had: caches keyed by (index, generation)
+                // must not take the copy for what the maps held before.
+                let gen = m.gen.max(copy.gen) + 1;
                 *m = copy;
+                m.gen = gen;
             }
         }
     }
@@ -298,6 +323,61 @@ impl Machine {
         ip >= start
     }
 
+    /// Use `symbols` (kallsyms whose `_text` is at `text`) for the kernel. The kernel maps
+    /// recorded before are applied again, so they span the symbols as if these had been
+    /// there from the start: replay can begin while kallsyms is still being parsed.
+    pub fn set_kernel_symbols(&mut self, symbols: SymbolMap, text: Option<u64>) {
+        self.kernel_text = text;
+        match self.dso_by_name.get(KERNEL_DSO) {
+            Some(&i) => self.dsos[i as usize].set_symbols(symbols),
+            None => {
+                self.add_dso(Dso::with_symbols(KERNEL_DSO, DsoKind::Kernel, symbols));
+            }
+        }
+        if self.kernel_log.is_empty() {
+            return;
+        }
+        self.kernel.clear();
+        self.kernel_delta = 0;
+        for k in std::mem::take(&mut self.kernel_log) {
+            self.kernel_mmap(k);
+        }
+    }
+
+    /// A kernel or module MMAP.
+    fn kernel_mmap(&mut self, k: KernelMmap) {
+        let is_kernel = k.name.starts_with(KERNEL_DSO);
+        if is_kernel {
+            if let Some(text) = self.kernel_text {
+                self.kernel_delta = text.wrapping_sub(k.pgoff);
+            }
+        }
+        let dso = if is_kernel {
+            self.dso(KERNEL_DSO, DsoKind::Kernel)
+        } else {
+            let module = k.name.rsplit('/').next().unwrap_or(&k.name);
+            let module = module.split('.').next().unwrap_or(module).replace('-', "_");
+            self.dso(&format!("[{module}]"), DsoKind::Kernel)
+        };
+        // perf's map__fixup_start/end once kallsyms is loaded: the kernel map spans the
+        // symbols (init text included), not just the recorded length.
+        let (mut start, mut end) = (k.start, k.start.saturating_add(k.len));
+        if let Some(syms) = self.dsos.get(dso as usize).and_then(Dso::loaded_symbols) {
+            if let (Some(first), Some(last)) = (syms.symbols().first(), syms.symbols().last()) {
+                start = first.start.wrapping_sub(self.kernel_delta);
+                end = last.end.wrapping_sub(self.kernel_delta);
+            }
+        }
+        self.kernel.insert(Map {
+            start,
+            end,
+            pgoff: start,
+            dso,
+            identity: true,
+        });
+        self.kernel_log.push(k);
+    }
+
     /// An MMAP or MMAP2 of a process (pid ≥ 0) or of the kernel (pid −1).
     pub fn mmap(&mut self, m: &Mmap<'_>) {
         let Mmap {
@@ -312,29 +392,11 @@ impl Machine {
         let exec = m.prot & 4 != 0;
         let name = String::from_utf8_lossy(filename);
         if pid == -1 {
-            let (dso, pgoff) = if name.starts_with(KERNEL_DSO) {
-                (self.dso(KERNEL_DSO, DsoKind::Kernel), start)
-            } else {
-                let module = name.rsplit('/').next().unwrap_or(&name);
-                let module = module.split('.').next().unwrap_or(module).replace('-', "_");
-                (self.dso(&format!("[{module}]"), DsoKind::Kernel), start)
-            };
-            let _ = pgoff;
-            // perf's map__fixup_start/end once kallsyms is loaded: the kernel map spans the
-            // symbols (init text included), not just the recorded length.
-            let (mut start, mut end) = (start, start.saturating_add(len));
-            if let Some(syms) = self.dsos.get(dso as usize).and_then(Dso::loaded_symbols) {
-                if let (Some(first), Some(last)) = (syms.symbols().first(), syms.symbols().last()) {
-                    start = first.start.wrapping_sub(self.kernel_delta);
-                    end = last.end.wrapping_sub(self.kernel_delta);
-                }
-            }
-            self.kernel.insert(Map {
+            self.kernel_mmap(KernelMmap {
                 start,
-                end,
-                pgoff: start,
-                dso,
-                identity: true,
+                len,
+                pgoff,
+                name: name.into_owned(),
             });
             return;
         }
@@ -442,5 +504,54 @@ mod tests {
         let a = *m.maps[m.threads[&30].maps].find(0x7000).unwrap();
         assert!(a.identity);
         assert_eq!(&*m.dsos[a.dso as usize].name, "/tmp/perf-30.map");
+    }
+
+    #[test]
+    fn kernel_symbols_after_the_maps_give_the_maps_they_give_before() {
+        // kallsyms 0x1000 above the file's _text (a relocated kernel), init text past the
+        // recorded length, and a module that cuts the stretched kernel map.
+        let kallsyms = "ffffffff82000000 T _text\nffffffff82000100 T start_kernel\n\
+                        ffffffff83800000 T init_thing\nffffffffc0001000 t ext4_fn\t[ext4]\n";
+        let maps = [
+            mm(
+                -1,
+                0xffffffff81000000,
+                0x1000000,
+                0xffffffff81000000,
+                b"[kernel.kallsyms]_text",
+            ),
+            mm(-1, 0xffffffffbf000000, 0x4000, 0, b"/lib/modules/ext4.ko"),
+        ];
+        let symbols = || {
+            let k = super::super::symbols::Kallsyms::parse(kallsyms.as_bytes());
+            let text = k.text;
+            (k.into_map(), text)
+        };
+        let mut before = Machine::new();
+        let (map, text) = symbols();
+        before.set_kernel_symbols(map, text);
+        let mut after = Machine::new();
+        for m in &maps {
+            before.mmap(m);
+            after.mmap(m);
+        }
+        // Unfixed: the kernel map is the recorded length, relocated by nothing.
+        assert!(after.kernel.find(0xffffffff82800000).is_none());
+        assert_eq!(after.kernel_delta, 0);
+        let gen = after.kernel.generation();
+        let (map, text) = symbols();
+        after.set_kernel_symbols(map, text);
+        let list = |m: &Machine| m.kernel.iter().copied().collect::<Vec<Map>>();
+        assert_eq!(list(&after), list(&before));
+        assert_eq!(after.kernel_delta, before.kernel_delta);
+        assert_eq!(before.kernel_delta, 0x1000000);
+        assert!(after.kernel.generation() > gen);
+        assert!(after.kernel.find(0xffffffff82800000).is_some());
+        let k = after.dso_by_name[KERNEL_DSO] as usize;
+        assert_eq!(
+            after.dsos.iter().filter(|d| &*d.name == KERNEL_DSO).count(),
+            1
+        );
+        assert_eq!(after.dsos[k].loaded_symbols().map(SymbolMap::len), Some(4));
     }
 }

@@ -792,16 +792,13 @@ impl<'f, W: Write> Script<'f, W> {
 
     /// A frame's symbol (without offset) and DSO name, and whether the answer may be cached
     /// under its [`Script::frame_key`] (not for the lookup that met perf's failed load).
-    pub fn frame_symbol(
+    fn frame_symbol(
         &self,
         m: &mut Machine,
-        maps: usize,
-        cpumode: u16,
-        ip: u64,
+        r: &Resolved,
     ) -> (Option<Box<str>>, Option<Box<str>>, bool) {
-        let r = self.resolve(m, maps, cpumode, ip);
         let mut failed = false;
-        let sym = self.symbol(m, &r, &mut failed).map(|(n, _)| n);
+        let sym = self.symbol(m, r, &mut failed).map(|(n, _)| n);
         let dso = r
             .map
             .and_then(|mp| m.dsos.get(mp.dso as usize))
@@ -815,9 +812,11 @@ impl<'f, W: Write> Script<'f, W> {
         self.unwound_from.unwrap_or(usize::MAX)
     }
 
-    /// [`Script::frame_symbol`] for a frame that may be an unwound one: with inline names
-    /// on, an unwound frame in inlined code is one (symbol, DSO) per function, innermost
-    /// first, as `perf script` prints it: an inlined function's "DSO" is `inlined`.
+    /// A frame's symbol and DSO name, for a frame that may be an unwound one: with inline
+    /// names on, an unwound frame in inlined code is one (symbol, DSO) per function,
+    /// innermost first, as `perf script` prints it: an inlined function's "DSO" is
+    /// `inlined`. The flag says whether the answer may be cached under the frame's
+    /// [`Script::frame_key`] (not for the lookup that met perf's failed load).
     #[allow(clippy::type_complexity)]
     pub fn frame_symbols(
         &mut self,
@@ -827,8 +826,46 @@ impl<'f, W: Write> Script<'f, W> {
         ip: u64,
         unwound: bool,
     ) -> (Vec<(Option<Box<str>>, Option<Box<str>>)>, bool) {
-        let (sym, dso, cacheable) = self.frame_symbol(m, maps, cpumode, ip);
         let r = self.resolve(m, maps, cpumode, ip);
+        self.resolved_symbols(m, &r, unwound)
+    }
+
+    /// Whether a frame resolves through the sample's own maps (else through the kernel's
+    /// or nowhere): what [`Script::frame_symbols`] of a frame depends on besides the kernel
+    /// maps and symbols.
+    pub fn in_user_maps(&self, m: &Machine, maps: usize, cpumode: u16, ip: u64) -> bool {
+        cpumode == misc::USER && m.maps.get(maps).is_some_and(|ms| ms.find(ip).is_some())
+    }
+
+    /// [`Script::frame_symbols`] of a frame [`Script::in_user_maps`] said no to, from the
+    /// kernel maps and symbols as they are now. Replay that names kernel frames after its
+    /// pass (so kallsyms can load meanwhile) gets what it would have got at the sample, as
+    /// long as the kernel maps did not change between.
+    #[allow(clippy::type_complexity)]
+    pub fn kernel_frame_symbols(
+        &mut self,
+        m: &mut Machine,
+        cpumode: u16,
+        ip: u64,
+        unwound: bool,
+    ) -> Vec<(Option<Box<str>>, Option<Box<str>>)> {
+        let map = match cpumode {
+            misc::KERNEL => m.kernel.find(ip).copied(),
+            misc::USER if m.is_kernel_ip(ip) => m.kernel.find(ip).copied(),
+            _ => None,
+        };
+        let addr = map.map_or(ip, |mp| mp.map_ip(ip));
+        self.resolved_symbols(m, &Resolved { map, addr }, unwound).0
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn resolved_symbols(
+        &mut self,
+        m: &mut Machine,
+        r: &Resolved,
+        unwound: bool,
+    ) -> (Vec<(Option<Box<str>>, Option<Box<str>>)>, bool) {
+        let (sym, dso, cacheable) = self.frame_symbol(m, r);
         let names = match (r.map, &sym) {
             (Some(mp), Some(_)) if unwound && self.opts.inline => {
                 self.inline_names(m, mp.dso, r.addr)

@@ -5,9 +5,8 @@
 //! (matched by index), else `sys:name` for tracepoints, `cpu-clock`-style names for software
 //! and hardware events.
 
-use super::dso::{Dso, DsoKind};
-use super::machine::{Machine, KERNEL_DSO};
-use super::symbols::SymbolMap;
+use super::machine::Machine;
+use super::symbols::{Kallsyms, SymbolMap};
 use crate::perf::abi::{self, perf_type, record, EventAttr};
 use crate::perf::reader::features;
 use crate::perf::reader::order::{Orderer, Step};
@@ -62,6 +61,16 @@ pub struct KernelSymbols {
     pub map: SymbolMap,
     /// Address of `_text` in that kallsyms (to relocate against the file's kernel map).
     pub text: Option<u64>,
+}
+
+impl From<Kallsyms> for KernelSymbols {
+    fn from(k: Kallsyms) -> KernelSymbols {
+        let text = k.text;
+        KernelSymbols {
+            map: k.into_map(),
+            text,
+        }
+    }
 }
 
 /// A delivered record.
@@ -127,7 +136,6 @@ pub struct Session<'a> {
     pub tracing_error: Option<String>,
     /// The recorded machine.
     pub machine: Machine,
-    kernel_text: Option<u64>,
     id_pos: IdPos,
     /// Counts.
     pub stats: Stats,
@@ -244,9 +252,8 @@ impl<'a> Session<'a> {
                 machine.build_ids.insert(id.filename, id.id);
             }
         }
-        let kernel_text = kernel.as_ref().and_then(|k| k.text);
         if let Some(k) = kernel {
-            machine.add_dso(Dso::with_symbols(KERNEL_DSO, DsoKind::Kernel, k.map));
+            machine.set_kernel_symbols(k.map, k.text);
         }
         let id_pos = evsels.first().map(|e| IdPos::of(&e.attr)).unwrap_or(IdPos {
             sample: None,
@@ -259,18 +266,16 @@ impl<'a> Session<'a> {
             tracing,
             tracing_error,
             machine,
-            kernel_text,
             id_pos,
             stats: Stats::default(),
             warnings,
         })
     }
 
-    /// Use `k` for kernel addresses (before [`Session::run`]).
+    /// Use `k` for kernel addresses. After [`Session::run`] the kernel maps are applied
+    /// again with them (see [`Machine::set_kernel_symbols`]).
     pub fn set_kernel_symbols(&mut self, k: KernelSymbols) {
-        self.kernel_text = k.text;
-        self.machine
-            .add_dso(Dso::with_symbols(KERNEL_DSO, DsoKind::Kernel, k.map));
+        self.machine.set_kernel_symbols(k.map, k.text);
     }
 
     /// The evsel of a record.
@@ -406,11 +411,6 @@ impl<'a> Session<'a> {
                     self.stats.bad_records += 1;
                     return Ok(());
                 };
-                if m.pid == -1 && m.filename.starts_with(KERNEL_DSO.as_bytes()) {
-                    if let Some(text) = self.kernel_text {
-                        self.machine.kernel_delta = text.wrapping_sub(m.pgoff);
-                    }
-                }
                 self.machine.mmap(&m);
             }
             record::COMM => match records::parse_comm(rec.body) {
