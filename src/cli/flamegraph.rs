@@ -1,14 +1,13 @@
 //! `rprobe flamegraph`: a perf.data file's stacks folded in-process (the folded format of
 //! `perf script | inferno-collapse-perf`) and drawn as an SVG with inferno.
 
-use super::script::{kernel_kallsyms, map_input, MappedFiles};
+use super::script::{kernel_symbols, map_input, MappedFiles};
 use crate::perf::abi::{context, misc};
 use crate::replay::flame::{frame_names, join_stack, FoldOptions, Folder, FrameName};
 use crate::replay::hash::FxHashMap;
 use crate::replay::machine::Maps;
 use crate::replay::script::{self, Script, ScriptOptions};
 use crate::replay::session::{Event, KernelSymbols, Session};
-use crate::replay::symbols::Kallsyms;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -57,7 +56,7 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
     // change after a kernel frame (never in perf's files: their kernel MMAPs come first),
     // the pass runs again with the symbols from the start.
     let folder = std::thread::scope(|scope| -> Result<Folder> {
-        let loader = scope.spawn(|| kernel_kallsyms(bytes, home.as_deref()));
+        let loader = scope.spawn(|| kernel_symbols(bytes, home.as_deref()));
         let mut kernel = Kernel::Later(loader);
         loop {
             match fold(args, bytes, &home, kernel)? {
@@ -124,16 +123,16 @@ pub fn run(args: &FlamegraphArgs, out: &mut dyn Write) -> Result<()> {
 /// Where a pass gets the kernel symbols.
 enum Kernel<'s> {
     /// Loaded already (or none to load).
-    Now(Option<Kallsyms>),
+    Now(Option<KernelSymbols>),
     /// Being loaded: kernel frames are named after the pass.
-    Later(std::thread::ScopedJoinHandle<'s, Option<Kallsyms>>),
+    Later(std::thread::ScopedJoinHandle<'s, Option<KernelSymbols>>),
 }
 
 /// What a pass gave.
 enum Folded {
     Done(Folder),
     /// The kernel maps changed after a kernel frame: run again with these symbols.
-    Again(Option<Kallsyms>),
+    Again(Option<KernelSymbols>),
 }
 
 /// One pass over the file: its stacks folded.
@@ -144,7 +143,7 @@ fn fold(
     kernel: Kernel<'_>,
 ) -> Result<Folded> {
     let (now, loader) = match kernel {
-        Kernel::Now(k) => (k.map(KernelSymbols::from), None),
+        Kernel::Now(k) => (k, None),
         Kernel::Later(h) => (None, Some(h)),
     };
     let mut session =
@@ -297,7 +296,6 @@ fn fold(
             return Ok(Folded::Again(k));
         }
         if let Some(k) = k {
-            let k = KernelSymbols::from(k);
             session.machine.set_kernel_symbols(k.map, k.text);
         }
         for (id, (mode, ip, java, unwound)) in pending {

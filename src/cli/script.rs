@@ -2,7 +2,7 @@
 
 use crate::perf::abi::feature;
 use crate::perf::reader::features;
-use crate::replay::dso::FileSource;
+use crate::replay::dso::{FileData, FileSource};
 use crate::replay::machine::KERNEL_DSO;
 use crate::replay::script::{self, Script, ScriptOptions};
 use crate::replay::session::{Event, KernelSymbols, Session};
@@ -59,14 +59,14 @@ pub struct ScriptArgs {
 pub struct MappedFiles;
 
 impl FileSource for MappedFiles {
-    fn read(&self, path: &str) -> Option<Box<dyn AsRef<[u8]>>> {
+    fn read(&self, path: &str) -> Option<Box<FileData>> {
         let p = Path::new(path);
         if !p.is_file() {
             return None;
         }
         crate::sys::map_file(p)
             .ok()
-            .map(|m| Box::new(m) as Box<dyn AsRef<[u8]>>)
+            .map(|m| Box::new(m) as Box<FileData>)
     }
 }
 
@@ -98,13 +98,12 @@ fn uname_release() -> Option<String> {
 /// (`~/.debug/[kernel.kallsyms]/ID/kallsyms`), else this machine's `/proc/kallsyms` when it
 /// runs the recorded kernel (same build id, or same release without one).
 pub fn kernel_symbols(bytes: &[u8], home: Option<&str>) -> Option<KernelSymbols> {
-    kernel_kallsyms(bytes, home).map(KernelSymbols::from)
-}
-
-/// [`kernel_symbols`] before they become a symbol table: plain data a thread can build.
-pub fn kernel_kallsyms(bytes: &[u8], home: Option<&str>) -> Option<Kallsyms> {
     let file = crate::perf::reader::PerfFile::parse(bytes).ok()?;
-    let parse = |t: &[u8]| Some(Kallsyms::parse(t)).filter(|k| !k.is_empty());
+    let parse = |t: &[u8]| {
+        Some(Kallsyms::parse(t))
+            .filter(|k| !k.is_empty())
+            .map(KernelSymbols::from)
+    };
     if let Some(td) = file
         .feature(feature::TRACING_DATA)
         .and_then(|b| crate::perf::reader::tracing_data::parse(b).ok())

@@ -12,12 +12,16 @@
 //! hand it bytes. Each DSO is loaded once, on the first address that needs it.
 
 use super::symbols::{self, SymbolMap};
-use std::rc::Rc;
+use std::sync::Arc;
+
+/// A file's bytes as a [`FileSource`] gives them (a mapping, a vector); shareable between
+/// threads, so symbol tables that keep them can be built on another thread.
+pub type FileData = dyn AsRef<[u8]> + Send + Sync;
 
 /// Reads whole files for symbol loading; the CLI maps them.
 pub trait FileSource {
     /// The bytes of `path`, or None when it cannot be read.
-    fn read(&self, path: &str) -> Option<Box<dyn AsRef<[u8]>>>;
+    fn read(&self, path: &str) -> Option<Box<FileData>>;
 }
 
 /// A [`FileSource`] that finds nothing (symbols stay unknown).
@@ -25,7 +29,7 @@ pub trait FileSource {
 pub struct NoFiles;
 
 impl FileSource for NoFiles {
-    fn read(&self, _path: &str) -> Option<Box<dyn AsRef<[u8]>>> {
+    fn read(&self, _path: &str) -> Option<Box<FileData>> {
         None
     }
 }
@@ -181,16 +185,16 @@ fn load_user(
     home: Option<&str>,
 ) -> Option<SymbolMap> {
     // Shared: the table keeps the file mapped and reads its names in place.
-    let binary: Rc<dyn AsRef<[u8]>> = Rc::from(files.read(path)?);
+    let binary: Arc<FileData> = Arc::from(files.read(path)?);
     let bin = (*binary).as_ref();
     match symbol_source(path, known_id, bin, files, home)? {
-        (_, Some(data)) => SymbolMap::from_elf_shared(Rc::from(data), bin),
+        (_, Some(data)) => SymbolMap::from_elf_shared(Arc::from(data), bin),
         (_, None) => SymbolMap::from_elf_shared(binary.clone(), bin),
     }
 }
 
 /// A file's bytes from a [`FileSource`].
-type FileBytes = Box<dyn AsRef<[u8]>>;
+type FileBytes = Box<FileData>;
 
 /// The file a user DSO's symbols come from (perf's `symsrc_filename`) and its bytes (None:
 /// the binary `bin` itself); None when the binary no longer matches the recorded build id.
@@ -236,10 +240,10 @@ mod tests {
 
     struct Mem(HashMap<String, Vec<u8>>);
     impl FileSource for Mem {
-        fn read(&self, path: &str) -> Option<Box<dyn AsRef<[u8]>>> {
+        fn read(&self, path: &str) -> Option<Box<FileData>> {
             self.0
                 .get(path)
-                .map(|v| Box::new(v.clone()) as Box<dyn AsRef<[u8]>>)
+                .map(|v| Box::new(v.clone()) as Box<FileData>)
         }
     }
 

@@ -17,10 +17,11 @@
 //! zero-sized and ended by the next; the duplicate pass runs after the end pass, so of
 //! symbols at one address the last listed is kept (the others are empty).
 
+use super::dso::FileData;
 use object::elf;
 use object::read::elf::{ElfFile64, ProgramHeader, SectionHeader, Sym};
 use object::{Endianness, Object};
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// One symbol: `[start, end)` in the table's address space (file offsets for ELF, kernel
 /// addresses for kallsyms).
@@ -32,7 +33,7 @@ pub struct Symbol {
     pub end: u64,
     /// The table's names, one string; this symbol's is `names[off..off + len]`. One
     /// allocation per table instead of one per symbol (libLLVM has 3·10^5 symbols).
-    names: Rc<Arena>,
+    names: Arc<Arena>,
     off: u32,
     len: u32,
     /// Whether to demangle the name for display.
@@ -203,7 +204,7 @@ impl Candidate {
 #[derive(Default)]
 struct Arena {
     text: String,
-    file: Option<Rc<dyn AsRef<[u8]>>>,
+    file: Option<Arc<FileData>>,
     /// Candidates numbered so far.
     count: u32,
 }
@@ -429,9 +430,8 @@ fn fixup_duplicate(c: &mut Vec<Candidate>, arena: &Arena, demangle: bool, lazy: 
     c.truncate(w);
 }
 
-/// The parsed and fixed-up symbols of a kallsyms text, before they become a [`SymbolMap`]:
-/// plain data, so a thread can build it while replay starts (a `SymbolMap` shares its names
-/// through an `Rc`).
+/// The parsed and fixed-up symbols of a kallsyms text, before they become a [`SymbolMap`]
+/// (with the address of `_text`, which the table does not keep).
 #[derive(Debug, Default)]
 pub struct Kallsyms {
     c: Vec<Candidate>,
@@ -631,7 +631,7 @@ impl SymbolMap {
     }
 
     fn from_fixed(c: Vec<Candidate>, arena: Arena, demangle: bool) -> SymbolMap {
-        let names = Rc::new(arena);
+        let names = Arc::new(arena);
         let syms = c
             .into_iter()
             .map(|s| Symbol {
@@ -753,14 +753,14 @@ impl SymbolMap {
 
     /// [`SymbolMap::from_elf`] of a file the table keeps (mapped), with names left in the
     /// file's string tables instead of copied.
-    pub fn from_elf_shared(symfile: Rc<dyn AsRef<[u8]>>, runtime: &[u8]) -> Option<SymbolMap> {
+    pub fn from_elf_shared(symfile: Arc<FileData>, runtime: &[u8]) -> Option<SymbolMap> {
         let keep = symfile.clone();
         SymbolMap::from_elf_in((*symfile).as_ref(), Some(keep), runtime)
     }
 
     fn from_elf_in(
         symfile: &[u8],
-        keep: Option<Rc<dyn AsRef<[u8]>>>,
+        keep: Option<Arc<FileData>>,
         runtime: &[u8],
     ) -> Option<SymbolMap> {
         let sf = ElfFile64::<Endianness>::parse(symfile).ok()?;
@@ -1276,7 +1276,7 @@ mod tests {
         assert_eq!(m.find(off).map(|s| s.name()), Some("main"));
         assert!(SymbolMap::from_elf(b"junk", b"junk").is_none());
         // Names left in the mapped file make the same table as copied ones.
-        let shared = SymbolMap::from_elf_shared(Rc::new(exe.clone()), &exe).expect("elf");
+        let shared = SymbolMap::from_elf_shared(Arc::new(exe.clone()), &exe).expect("elf");
         let view = |m: &SymbolMap| -> Vec<(u64, u64, String)> {
             m.symbols()
                 .iter()
@@ -1349,7 +1349,7 @@ mod tests {
                 }
             }
             // Names left in the (mangled) file, measured on use.
-            if let Some(m) = SymbolMap::from_elf_shared(Rc::new(data.clone()), &data) {
+            if let Some(m) = SymbolMap::from_elf_shared(Arc::new(data.clone()), &data) {
                 for s in m.symbols().iter().take(50) {
                     let _ = m.find(s.start);
                     let _ = (s.name(), s.raw());
