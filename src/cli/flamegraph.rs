@@ -187,8 +187,11 @@ fn fold(
     let mut roots: FxHashMap<i32, (i32, Box<str>, u32)> = FxHashMap::default();
     let mut root_names: Vec<String> = Vec::new();
     let mut root_ids: FxHashMap<String, u32> = FxHashMap::default();
-    // Per stack: (weight, samples).
-    let mut stacks: FxHashMap<Box<[u32]>, (u64, u64)> = FxHashMap::default();
+    // Stacks (root id, frame ids) and their (weight, samples).
+    let mut stacks: FxHashMap<Box<[u32]>, usize> = FxHashMap::default();
+    let mut counts: Vec<(u64, u64)> = Vec::new();
+    type ChainKey = (usize, (u64, u64), u32, u16);
+    let mut chains: FxHashMap<ChainKey, FxHashMap<Box<[u8]>, usize>> = FxHashMap::default();
     let mut key: Vec<u32> = Vec::new();
     session.run(&mut |m, evsels, e: Event<'_>| {
         let Event::Sample {
@@ -242,6 +245,28 @@ fn fold(
             m.maps.get(maps).map_or(0, Maps::generation),
             m.kernel.generation(),
         );
+        // A recorded chain seen before under the same maps and root folds to the same
+        // stack: one lookup instead of one per frame.
+        let lone = sample.ip.to_ne_bytes();
+        let chain: &[u8] = match sample.callchain {
+            Some(c) if !c.is_empty() => c,
+            _ => &lone,
+        };
+        let chain_key = (
+            maps,
+            gens,
+            root,
+            misc & crate::perf::abi::misc::CPUMODE_MASK,
+        );
+        if unwound.is_none() {
+            if let Some(&i) = chains.get(&chain_key).and_then(|c| c.get(chain)) {
+                let c: &mut (u64, u64) = &mut counts[i];
+                c.0 = c.0.saturating_add(count);
+                c.1 += 1;
+                return Ok(());
+            }
+        }
+        let mut all_cached = true;
         for (i, (mode, ip)) in s.frame_ips(&sample, misc).into_iter().enumerate() {
             let unwound = i >= unwound_from;
             // The same ip under the same maps names the same (two map lookups saved).
@@ -277,15 +302,25 @@ fn fold(
             };
             if frame_ids.contains_key(&fk) {
                 raw_ids.insert(raw, id);
+            } else {
+                all_cached = false;
             }
             key.push(id);
         }
-        let e = match stacks.get_mut(&key[..]) {
-            Some(e) => e,
-            None => stacks.entry(key.as_slice().into()).or_default(),
+        let i = match stacks.get(&key[..]) {
+            Some(&i) => i,
+            None => {
+                counts.push((0, 0));
+                stacks.insert(key.as_slice().into(), counts.len() - 1);
+                counts.len() - 1
+            }
         };
-        e.0 = e.0.saturating_add(count);
-        e.1 += 1;
+        let c = &mut counts[i];
+        c.0 = c.0.saturating_add(count);
+        c.1 += 1;
+        if unwound.is_none() && all_cached {
+            chains.entry(chain_key).or_default().insert(chain.into(), i);
+        }
         Ok(())
     })?;
     if let Some(loader) = loader {
@@ -304,7 +339,8 @@ fn fold(
         }
     }
     drop(s);
-    for (key, (count, samples)) in stacks {
+    for (key, i) in stacks {
+        let (count, samples) = counts[i];
         let frames = key[1..].iter().map(|&f| names[f as usize].as_slice());
         match join_stack(&root_names[key[0] as usize], frames) {
             Some(line) => folder.add_folded(line, count),
