@@ -20,8 +20,9 @@ use crate::perf::tracing_data;
 use crate::perf::writer::{Features, PerfDataWriter};
 use crate::probes::session::ProbeSession;
 use crate::probes::{self, ResolveOptions};
-use crate::sys::perf_event::{self as pe, Child};
+use crate::sys::perf_event as pe;
 use crate::sys::signals::{Stop, StopSignals};
+use crate::sys::spawn::HeldChild;
 use crate::tracefs::Tracefs;
 use anyhow::{anyhow, bail, Context, Result};
 use std::time::{Duration, Instant};
@@ -149,7 +150,7 @@ pub(super) struct Live {
     // keeps its probe busy), on every path, errors included.
     /// The rings (None without [`LiveSpec::rings`]).
     pub recorder: Option<Recorder>,
-    child: Option<Child>,
+    child: Option<HeldChild>,
     session: Option<ProbeSession>,
     /// The tracefs the events live in.
     pub tracefs: Tracefs,
@@ -340,14 +341,11 @@ impl Live {
         let child = if spec.command.is_empty() {
             None
         } else {
-            Some(
-                Child::spawn_parked(spec.command)
-                    .with_context(|| format!("cannot start '{}'", spec.command.join(" ")))?,
-            )
+            Some(park_command(spec.command)?)
         };
         let (scope, watched) = match (&child, spec.pid) {
             (Some(_), _) if spec.all_cpus => (Scope::AllCpus, Vec::new()),
-            (Some(c), _) => (Scope::Command(c.pid), Vec::new()),
+            (Some(c), _) => (Scope::Command(c.pid() as i32), Vec::new()),
             (None, Some(p)) => {
                 let pids = parse_ids(p, "p")?;
                 let mut threads = Vec::new();
@@ -399,7 +397,7 @@ impl Live {
 
     /// The parked command's pid.
     pub fn child_pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.pid)
+        self.child.as_ref().map(|c| c.pid() as i32)
     }
 
     /// The processes `-p` named.
@@ -483,13 +481,7 @@ impl Live {
             if matches!(self.scope, Scope::AllCpus) {
                 enable(&self.recorder)?;
             }
-            c.go(&self.command[0]).map_err(|e| {
-                anyhow!(
-                    "cannot run '{}': {}; check the command name and that it is executable",
-                    self.command[0],
-                    e.source
-                )
-            })?;
+            run_command(c, &self.command)?;
         }
         let names: Vec<String> = self.kinds.iter().map(EventKind::name).collect();
         eprintln!(
@@ -548,7 +540,7 @@ impl Live {
                 }
             }
             if let Some(c) = &mut self.child {
-                if c.wait(false).is_some() {
+                if c.try_wait().ok().flatten().is_some() {
                     out.stop = Some("the command exited".into());
                 }
             }
@@ -588,7 +580,7 @@ impl Live {
     pub fn close(mut self) -> Result<()> {
         if let Some(c) = &mut self.child {
             c.kill(libc::SIGTERM);
-            let _ = c.wait(true);
+            let _ = c.wait();
         }
         drop(self.recorder.take());
         match self.session.take() {
@@ -656,6 +648,25 @@ fn out_empty() -> Outcome {
         lost: 0,
         tail: Ok(()),
     }
+}
+
+/// The command of `record`, `trace` or `stat`, forked and parked before its exec (perf's
+/// scheme: the events are opened on its pid first, then [`run_command`] lets it run).
+pub fn park_command(argv: &[String]) -> Result<HeldChild> {
+    HeldChild::command(argv).map_err(|e| cannot_run(argv, &e))
+}
+
+/// Let a [`park_command`] child exec.
+pub fn run_command(c: &mut HeldChild, argv: &[String]) -> Result<()> {
+    c.release().map_err(|e| cannot_run(argv, &e))
+}
+
+fn cannot_run(argv: &[String], e: &crate::sys::SyscallError) -> anyhow::Error {
+    anyhow!(
+        "cannot run '{}': {}; check the command name and that it is executable",
+        argv.first().map_or("", String::as_str),
+        e.source
+    )
 }
 
 /// Records lost in a drain, from its `PERF_RECORD_LOST` records.

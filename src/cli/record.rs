@@ -13,7 +13,8 @@ use crate::perf::{ring, synth, tracing_data};
 use crate::probes::resolve::{glob_match, suggest};
 use crate::probes::session::ProbeSession;
 use crate::replay::unwind::StackTrimmer;
-use crate::sys::perf_event::{self as pe, Child, Signal, Signals};
+use crate::sys::perf_event as pe;
+use crate::sys::signals::{Stop, StopSignals};
 use crate::tracefs::{Tracefs, TracefsError};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -615,20 +616,17 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         bail!("a command cannot be combined with -p or -t; record it alone (or with -a for the whole system while it runs)");
     }
 
-    let signals = Signals::install().context("cannot set up signal handling")?;
+    let signals = StopSignals::block().context("cannot set up signal handling")?;
     let (mut output, file) = Output::create(&args.output)?;
     let mut child = if command_mode {
-        Some(
-            Child::spawn_parked(&args.command)
-                .with_context(|| format!("cannot start '{}'", args.command.join(" ")))?,
-        )
+        Some(super::live::park_command(&args.command)?)
     } else {
         None
     };
     // -a with a command records the whole system while the command runs, as perf does.
     let scope = match (&child, args.pid.is_some() || args.tid.is_some()) {
         (Some(_), _) if args.all_cpus => Scope::AllCpus,
-        (Some(c), _) => Scope::Command(c.pid),
+        (Some(c), _) => Scope::Command(c.pid() as i32),
         (None, true) => Scope::Tasks(threads.clone()),
         (None, false) => Scope::AllCpus,
     };
@@ -732,13 +730,7 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         recorder.enable().context("cannot enable the events")?;
     }
     match &mut child {
-        Some(c) => c.go(&args.command[0]).map_err(|e| {
-            anyhow!(
-                "cannot run '{}': {}; check the command name and that it is executable",
-                args.command[0],
-                e.source
-            )
-        })?,
+        Some(c) => super::live::run_command(c, &args.command)?,
         None if matches!(scope, Scope::AllCpus) => {}
         None => recorder.enable().context("cannot enable the events")?,
     }
@@ -811,21 +803,18 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
         };
         let ready = pe::poll_in(&fds, timeout.as_millis() as i32).context("poll")?;
         if ready.last().is_some_and(|r| r.input) {
-            for s in signals.read() {
-                match s {
-                    Signal::Stop(_) => {
-                        stop = true;
-                        if let Some(c) = &child {
-                            c.kill(libc::SIGTERM);
-                        }
+            while let Some(s) = signals.read().context("cannot read signals")? {
+                if s != Stop::Child {
+                    stop = true;
+                    if let Some(c) = &child {
+                        c.kill(libc::SIGTERM);
                     }
-                    Signal::Child => {}
                 }
             }
         }
         if let Some(c) = &mut child {
-            if let Some(code) = c.wait(false) {
-                child_status = Some(code);
+            if let Some(st) = c.try_wait().context("waitpid")? {
+                child_status = Some(st.code());
                 stop = true;
             }
         }
@@ -878,8 +867,10 @@ pub fn run(args: &RecordArgs, _out: &mut dyn Write) -> Result<()> {
     }
     if let Some(c) = &mut child {
         c.kill(libc::SIGTERM);
-        child_status = child_status.or(c.wait(true));
+        child_status = child_status.or(c.wait().ok().flatten().map(|s| s.code()));
     }
+    // A stop request still pending goes now: unblocked, it would kill rprobe by default.
+    while let Ok(Some(_)) = signals.read() {}
     drop(recorder);
     status.clear();
     // The USDT probes made for this recording go with it.

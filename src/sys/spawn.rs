@@ -38,6 +38,16 @@ pub enum ExitStatus {
     Signal(i32),
 }
 
+impl ExitStatus {
+    /// The status as a shell reports it: the code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => 128 + s,
+        }
+    }
+}
+
 impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -78,6 +88,19 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SyscallError> {
 }
 
 impl HeldChild {
+    /// [`HeldChild::fork`] of a command line: `argv[0]` looked up in `$PATH` as `execvp`
+    /// would; a program not found is the `execve` error ENOENT.
+    pub fn command(argv: &[String]) -> Result<HeldChild, SyscallError> {
+        let not_found = |what: &str| SyscallError {
+            call: format!("execve({what})"),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        let program = argv.first().ok_or_else(|| not_found("an empty command"))?;
+        let path = find_program(OsStr::new(program)).ok_or_else(|| not_found(program))?;
+        let args: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
+        HeldChild::fork(&path, &args)
+    }
+
     /// Fork a child that will run `path` with `args` (argv[0] included) once released.
     pub fn fork(path: &Path, args: &[&OsStr]) -> Result<HeldChild, SyscallError> {
         let c_path = cstring("the program path", path.as_os_str())?;
@@ -239,9 +262,13 @@ impl HeldChild {
 
 impl Drop for HeldChild {
     fn drop(&mut self) {
-        // A child never released exits on its own when the go-ahead pipe closes.
-        self.go = None;
+        // A child never released exits on its own when the go-ahead pipe closes; one that
+        // runs is ended (the caller stopped early, on an error).
+        let released = self.go.take().is_none();
         if !self.reaped {
+            if released {
+                self.kill(libc::SIGTERM);
+            }
             let _ = self.wait();
         }
     }
