@@ -388,7 +388,7 @@ pub fn sample_chain(sample: &crate::perf::reader::records::Sample<'_>, cpumode: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::perf::abi::{feature, flag, perf_type, sample, sw, EventAttr};
     use crate::perf::reader::testfile::{file, rec};
@@ -398,7 +398,8 @@ mod tests {
         ffffffff81000200 T do_work\nffffffff81800000 T init_late\n\
         ffffffffc0001000 t ext4_fn\t[ext4]\n";
 
-    fn attr() -> EventAttr {
+    /// cpu-clock with callchains and the trailer [`synth`] writes.
+    pub(in crate::cli) fn attr() -> EventAttr {
         EventAttr {
             type_: perf_type::SOFTWARE,
             size: 128,
@@ -418,6 +419,16 @@ mod tests {
 
     /// A kernel-mode sample of pid 7 at `time` whose callchain is `ips` (leaf first).
     fn sample_at(time: u64, ips: &[u64]) -> Vec<u8> {
+        sample_in(time, misc::KERNEL, ips)
+    }
+
+    /// A sample of pid 7 at `time` in `cpumode` whose callchain is `ips` (leaf first).
+    pub(in crate::cli) fn sample_in(time: u64, cpumode: u16, ips: &[u64]) -> Vec<u8> {
+        let marker = if cpumode == misc::KERNEL {
+            context::KERNEL
+        } else {
+            context::USER
+        };
         let mut b = Vec::new();
         for v in [1u64, ips[0]] {
             b.extend_from_slice(&v.to_ne_bytes());
@@ -428,11 +439,11 @@ mod tests {
         b.extend_from_slice(&0u64.to_ne_bytes()); // cpu, res
         b.extend_from_slice(&1u64.to_ne_bytes()); // period
         b.extend_from_slice(&(ips.len() as u64 + 1).to_ne_bytes());
-        b.extend_from_slice(&context::KERNEL.to_ne_bytes());
+        b.extend_from_slice(&marker.to_ne_bytes());
         for ip in ips {
             b.extend_from_slice(&ip.to_ne_bytes());
         }
-        rec(crate::perf::abi::record::SAMPLE, misc::KERNEL, &b)
+        rec(crate::perf::abi::record::SAMPLE, cpumode, &b)
     }
 
     /// Tracing data that holds only kallsyms (perf's `-a` recordings of tracepoints do).

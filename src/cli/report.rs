@@ -3,6 +3,7 @@
 
 use super::flamegraph::sample_chain;
 use super::script::{kernel_symbols, map_input, MappedFiles};
+use crate::replay::machine::Maps;
 use crate::replay::report::{parse_sort, Report, Sym};
 use crate::replay::script::{self, Script, ScriptOptions};
 use crate::replay::session::{Event, Session};
@@ -65,7 +66,10 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let mut sink = std::io::sink();
     let mut s = Script::new(&mut sink, &session.evsels, plan, opts, &files);
     let mut reports: Vec<Option<Report>> = session.evsels.iter().map(|_| None).collect();
-    let mut frames_of: HashMap<(usize, Vec<u8>), Vec<Sym>> = HashMap::new();
+    // Frames by (map set, its generation, the kernel maps' generation, chain): a chain names
+    // the same frames while the maps it went through are unchanged.
+    type ChainKey = (usize, u64, u64, Vec<u8>);
+    let mut frames_of: HashMap<ChainKey, Vec<Sym>> = HashMap::new();
     let mut has_chains = false;
     session.run(&mut |m, evsels, e: Event<'_>| {
         let Event::Sample {
@@ -91,10 +95,11 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
             }
             None => sample_chain(&sample, misc),
         };
-        let key = (maps, chain);
+        let gen = m.maps.get(maps).map_or(0, Maps::generation);
+        let key = (maps, gen, m.kernel.generation(), chain);
         if !frames_of.contains_key(&key) {
             let mut with_chain = sample;
-            with_chain.callchain = Some(&key.1);
+            with_chain.callchain = Some(&key.3);
             let syms = s
                 .frames(m, maps, &with_chain)
                 .into_iter()
@@ -131,4 +136,64 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<()> {
         bail!("{}: no samples to report", args.input.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::perf::abi::misc;
+    use crate::perf::reader::testfile::file;
+    use crate::perf::synth::{self, MapEntry, SampleId};
+
+    #[test]
+    fn a_chain_after_its_map_is_replaced_names_the_new_file() {
+        // /x/a mapped, a sample in it; /x/b mapped over it (an exec), the same ip again.
+        let mut d = Vec::new();
+        for (time, path) in [(5, "/x/a"), (15, "/x/b")] {
+            let m = MapEntry {
+                start: 0x400000,
+                end: 0x402000,
+                perms: *b"r-xp",
+                pgoff: 0,
+                maj: 0,
+                min: 0,
+                ino: 0,
+                path: path.into(),
+            };
+            let id = SampleId {
+                pid: 7,
+                tid: 7,
+                time,
+                id: 1,
+                ..SampleId::default()
+            };
+            synth::mmap2(&mut d, 7, 7, &m, &id);
+            d.extend(super::super::flamegraph::tests::sample_in(
+                time + 5,
+                misc::USER,
+                &[0x401000],
+            ));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("perf.data");
+        let attr = super::super::flamegraph::tests::attr();
+        std::fs::write(&path, file(&[(attr, vec![1])], &d, &[])).expect("write");
+        let args = ReportArgs {
+            input: path,
+            sort: "dso".into(),
+            no_children: true,
+            children: false,
+            graph: false,
+            stdio: true,
+        };
+        let mut out = Vec::new();
+        run(&args, &mut out).expect("report");
+        let text = String::from_utf8(out).expect("utf-8");
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        assert_eq!(rows, ["50.00%  a", "50.00%  b"], "{text}");
+    }
 }
