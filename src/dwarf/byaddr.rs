@@ -110,6 +110,15 @@ impl<'a> Dwarf<'a> {
             };
             for (name, insts) in index {
                 for i in insts {
+                    // Ranges first: a whole instance (declaration, prologue from the line
+                    // table) only for those holding `pc`.
+                    let holds = self
+                        .die_at(i.die)
+                        .ok()
+                        .and_then(|d| self.ranges_of(&d).ok());
+                    if !holds.is_some_and(|r| r.iter().any(|(b, e)| (*b..*e).contains(&pc))) {
+                        continue;
+                    }
                     let Ok(f) = self.instance(name, i) else {
                         continue;
                     };

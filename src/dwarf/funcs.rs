@@ -38,6 +38,9 @@ pub struct FuncInstance {
     pub ranges: Vec<(u64, u64)>,
     /// An inlined instance (`DW_TAG_inlined_subroutine`).
     pub inlined: bool,
+    /// For an inlined instance: the `.debug_info` offset of the function instance whose DIE
+    /// encloses it (the function it was inlined into, itself maybe inlined).
+    pub caller: Option<u64>,
     /// Declaring source file (full path as recorded).
     pub decl_file: Option<String>,
     /// Declaring line (`DW_AT_decl_line`), the base of `FUNC:RLN`.
@@ -123,6 +126,7 @@ impl<'a> Dwarf<'a> {
             entry_pc,
             ranges,
             inlined: inst.inlined,
+            caller: inst.caller,
             decl_file,
             decl_line,
             call_site,

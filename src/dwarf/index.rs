@@ -33,6 +33,9 @@ pub(crate) struct Instance {
     pub(crate) inlined: bool,
     /// The concrete subprogram whose frame the instance runs in (itself unless inlined).
     pub(crate) frame_die: u64,
+    /// For an inlined instance: the function instance whose DIE encloses it (its caller,
+    /// binutils' `caller_func`), a subprogram or another inlined instance.
+    pub(crate) caller: Option<u64>,
 }
 
 /// One unit's function names to their instances.
@@ -65,6 +68,7 @@ fn resolve_names(
     pending: Vec<Pending>,
     names: &HashMap<u64, String>,
     origins: &HashMap<u64, u64>,
+    other: impl Fn(&Instance) -> Option<String>,
 ) -> HashMap<String, Vec<Instance>> {
     let mut by_name: HashMap<String, Vec<Instance>> = HashMap::new();
     for p in pending {
@@ -78,7 +82,7 @@ fn resolve_names(
             }
             None
         });
-        if let Some(name) = name {
+        if let Some(name) = name.or_else(|| other(&p.inst)) {
             by_name.entry(name).or_default().push(p.inst);
         }
     }
@@ -105,7 +109,7 @@ impl<'a> Dwarf<'a> {
             }
         }
         NameIndex {
-            by_name: resolve_names(pending, &names, &origins),
+            by_name: resolve_names(pending, &names, &origins, |_| None),
             errors,
         }
     }
@@ -121,7 +125,11 @@ impl<'a> Dwarf<'a> {
                 let mut origins = HashMap::new();
                 let mut pending = Vec::new();
                 self.walk_unit(idx, &mut names, &mut origins, &mut pending)?;
-                Ok(resolve_names(pending, &names, &origins))
+                // An origin in another unit (Rust inlines across crates: `DW_FORM_ref_addr`)
+                // is read from its DIE.
+                Ok(resolve_names(pending, &names, &origins, |i| {
+                    self.name_of(&self.die_at(i.die).ok()?)
+                }))
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -140,12 +148,18 @@ impl<'a> Dwarf<'a> {
         let mut raw = unit.entries_raw(None).map_err(err)?;
         // Concrete subprograms enclosing the current DIE: (depth, offset).
         let mut frames: Vec<(isize, u64)> = Vec::new();
+        // Function instances (concrete or inlined) enclosing the current DIE.
+        let mut callers: Vec<(isize, u64)> = Vec::new();
         while !raw.is_empty() {
             let depth = raw.next_depth();
             let rel: UnitOffset<usize> = raw.next_offset();
             let Some(abbrev) = raw.read_abbreviation().map_err(err)? else {
                 continue;
             };
+            // Every DIE ends the subtrees at its depth and deeper, a lexical block too.
+            while callers.last().is_some_and(|(d, _)| *d >= depth) {
+                callers.pop();
+            }
             let tag = abbrev.tag();
             if tag != gimli::DW_TAG_subprogram && tag != gimli::DW_TAG_inlined_subroutine {
                 raw.skip_attributes(abbrev.attributes()).map_err(err)?;
@@ -200,12 +214,14 @@ impl<'a> Dwarf<'a> {
                 }
                 if has_code && !declaration {
                     frames.push((depth, off));
+                    callers.push((depth, off));
                     pending.push(Pending {
                         inst: Instance {
                             die: off,
                             unit: idx,
                             inlined: false,
                             frame_die: off,
+                            caller: None,
                         },
                         name,
                         origin,
@@ -213,12 +229,15 @@ impl<'a> Dwarf<'a> {
                 }
             } else if has_code {
                 let frame_die = frames.last().map_or(off, |(_, f)| *f);
+                let caller = callers.last().map(|(_, f)| *f);
+                callers.push((depth, off));
                 pending.push(Pending {
                     inst: Instance {
                         die: off,
                         unit: idx,
                         inlined: true,
                         frame_die,
+                        caller,
                     },
                     name,
                     origin,

@@ -141,11 +141,13 @@ impl Inlines {
     }
 }
 
-/// What binutils' `addr2line -i -f` prints for `pc`, innermost first: the function
-/// instance with the smallest range holding it (of several with the same range, the last in
-/// the file, as bfd's `lookup_address_in_function_table` picks), then the instances it is
-/// nested in, one per larger range (each the last such DIE before the one inside it: a
-/// parent precedes its children). Names as [`Dwarf::addr2line_name`].
+/// What binutils' `addr2line -i -f` prints for `pc`, innermost first, demangled as perf
+/// names inline frames. The first is the function instance with the smallest range holding
+/// `pc` (of several with the same range, the last in the file, as bfd's
+/// `lookup_address_in_function_table` picks); then, as `bfd_find_inliner_info` walks
+/// `caller_func`, the instance whose DIE encloses it, up to the concrete subprogram. The
+/// walk follows the DIE tree, not the ranges: a function inlined whole into another often
+/// has exactly its caller's range (Rust's `get_stack_start` in `stack_start_aligned`).
 fn addr2line_names(d: &DsoDebug, pc: u64) -> Rc<[InlineName]> {
     let insts = d.dwarf.instances_at(pc);
     let size = |f: &crate::dwarf::FuncInstance| {
@@ -154,29 +156,40 @@ fn addr2line_names(d: &DsoDebug, pc: u64) -> Rc<[InlineName]> {
             .find(|(b, e)| (*b..*e).contains(&pc))
             .map_or(0, |(b, e)| e - b)
     };
-    let mut chain: Vec<&crate::dwarf::FuncInstance> = Vec::new();
-    let mut i = 0;
-    while i < insts.len() {
-        let sz = size(&insts[i]);
-        let group: Vec<&crate::dwarf::FuncInstance> =
-            insts[i..].iter().take_while(|f| size(f) == sz).collect();
-        i += group.len();
-        let pick = match chain.last() {
-            None => group.iter().max_by_key(|f| f.die).copied(),
-            Some(inner) => group
-                .iter()
-                .filter(|f| f.die < inner.die)
-                .max_by_key(|f| f.die)
-                .copied(),
-        };
-        chain.extend(pick);
+    let Some(first) = insts
+        .iter()
+        .min_by_key(|f| (size(f), std::cmp::Reverse(f.die)))
+    else {
+        return Rc::from(Vec::new());
+    };
+    let by_die: HashMap<u64, &crate::dwarf::FuncInstance> =
+        insts.iter().map(|f| (f.die, f)).collect();
+    let mut chain = vec![first];
+    while let Some(up) = chain
+        .last()
+        .and_then(|f| f.caller)
+        .and_then(|c| by_die.get(&c))
+    {
+        if chain.len() > insts.len() {
+            break;
+        }
+        chain.push(up);
     }
     chain
         .into_iter()
         .map(|f| InlineName {
-            name: d.dwarf.addr2line_name(f).into(),
+            name: inline_frame_name(&d.dwarf.addr2line_name(f)).into(),
         })
         .collect()
+}
+
+/// The name perf 6.1 gives an inline frame (`srcline.c: new_inline_sym`): the function name
+/// addr2line prints (the DWARF linkage name when there is one, as bfd prefers
+/// `DW_AT_linkage_name` to `DW_AT_name`; perf runs addr2line without `-C`), demangled by
+/// `dso__demangle_sym` like a symbol-table name (Rust v0 and legacy, C++ without
+/// parameters); a name that does not demangle stays as it is.
+pub fn inline_frame_name(addr2line_name: &str) -> String {
+    super::symbols::perf_demangle(addr2line_name)
 }
 
 /// The link-time address of file offset `off`, through the load segment holding it.
@@ -197,6 +210,39 @@ mod tests {
         assert_eq!(vaddr(&loads, 0x1234), Some(0x401234));
         assert_eq!(vaddr(&loads, 0x10), Some(0x400010));
         assert_eq!(vaddr(&loads, 0x5000), None);
+    }
+
+    #[test]
+    fn inline_names_are_demangled_as_perf_demangles_symbols() {
+        // Rust v0 (std since 1.8x): crate hashes dropped, generic arguments and closures kept.
+        assert_eq!(
+            inline_frame_name(
+                "_RNvNtNtNtNtNtCsjrHSEGnQ3l9_3std3sys3pal4unix14stack_overflow3imp15get_stack_start"
+            ),
+            "std::sys::pal::unix::stack_overflow::imp::get_stack_start"
+        );
+        assert_eq!(
+            inline_frame_name("_RNCNvNtCsjrHSEGnQ3l9_3std2rt19lang_start_internal0B5_"),
+            "std::rt::lang_start_internal::{closure#0}"
+        );
+        // Legacy: the hash suffix dropped, `$LT$`-style escapes decoded.
+        assert_eq!(
+            inline_frame_name("_ZN12clap_builder7builder3arg3Arg9long_help17hd943be7204961c8bE"),
+            "clap_builder::builder::arg::Arg::long_help"
+        );
+        assert_eq!(
+            inline_frame_name(
+                "_ZN5alloc7raw_vec19RawVec$LT$T$C$A$GT$8grow_one17h97417871b37dfd62E"
+            ),
+            "alloc::raw_vec::RawVec<T,A>::grow_one"
+        );
+        // C++ without parameters; C and DW_AT_name-only names unchanged.
+        assert_eq!(inline_frame_name("_ZN3foo3barEi"), "foo::bar");
+        assert_eq!(
+            inline_frame_name("elf_dynamic_do_Rela"),
+            "elf_dynamic_do_Rela"
+        );
+        assert_eq!(inline_frame_name("{closure#0}"), "{closure#0}");
     }
 
     #[test]

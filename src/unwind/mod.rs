@@ -19,6 +19,9 @@ use object::{Object, ObjectSection, ObjectSegment};
 use std::ops::{Deref, Range};
 use std::rc::Rc;
 
+/// What a read below the sampled `sp` gives: no stack copy holds it, nor anything near it.
+const UNREADABLE: u64 = 1 << 63;
+
 /// A whole file image (a memory map, or bytes read into memory), shared by every process that
 /// maps it.
 pub type Image = Rc<dyn Deref<Target = [u8]>>;
@@ -147,8 +150,18 @@ impl ProcessUnwinder {
     ) -> (Vec<u64>, usize) {
         let mut used = 0usize;
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
-            let off = addr.checked_sub(sp).ok_or(())? as usize;
+            // A register the CFI saved below `sp` (an epilogue after its `pop`): libunwind
+            // only fails when the value is used, so the read gives a value whose every use
+            // as an address fails too.
+            let Some(off) = addr.checked_sub(sp) else {
+                return Ok(UNREADABLE);
+            };
+            let off = off as usize;
             let end = off.checked_add(8).ok_or(())?;
+            // perf's `access_mem` refuses the copy's last word (`addr + 8 >= end`).
+            if end >= stack.len() {
+                return Err(());
+            }
             let b = stack.get(off..end).ok_or(())?;
             used = used.max(end);
             Ok(u64::from_ne_bytes(b.try_into().map_err(|_| ())?))
@@ -214,8 +227,10 @@ fn section_info(
     Some((
         ExplicitModuleSectionInfo {
             base_svma: 0,
+            // No code bytes: framehop would analyse the first frame's prologue or epilogue
+            // instructions instead of following its CFI, which libunwind does not do.
             text_svma: text.as_ref().map(|t| t.0.clone()),
-            text: text.map(|t| t.1),
+            text: None,
             got_svma: got,
             eh_frame_svma: eh_frame.as_ref().map(|t| t.0.clone()),
             eh_frame: eh_frame.map(|t| t.1),
