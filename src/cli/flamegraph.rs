@@ -288,8 +288,8 @@ fn fold(
                 continue;
             }
             let fk = (s.frame_key(m, maps, mode, ip), java, unwound);
-            let id = match frame_ids.get(&fk) {
-                Some(&id) => id,
+            let (id, cached) = match frame_ids.get(&fk) {
+                Some(&id) => (id, true),
                 None => {
                     let (syms, cacheable) = s.frame_symbols(m, maps, mode, ip, unwound);
                     let id = names.len() as u32;
@@ -297,10 +297,10 @@ fn fold(
                     if cacheable {
                         frame_ids.insert(fk, id);
                     }
-                    id
+                    (id, cacheable)
                 }
             };
-            if frame_ids.contains_key(&fk) {
+            if cached {
                 raw_ids.insert(raw, id);
             } else {
                 all_cached = false;

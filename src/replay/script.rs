@@ -849,13 +849,8 @@ impl<'f, W: Write> Script<'f, W> {
         ip: u64,
         unwound: bool,
     ) -> Vec<(Option<Box<str>>, Option<Box<str>>)> {
-        let map = match cpumode {
-            misc::KERNEL => m.kernel.find(ip).copied(),
-            misc::USER if m.is_kernel_ip(ip) => m.kernel.find(ip).copied(),
-            _ => None,
-        };
-        let addr = map.map_or(ip, |mp| mp.map_ip(ip));
-        self.resolved_symbols(m, &Resolved { map, addr }, unwound).0
+        let r = Self::resolve_outside_user_maps(m, cpumode, ip);
+        self.resolved_symbols(m, &r, unwound).0
     }
 
     #[allow(clippy::type_complexity)]
@@ -922,14 +917,25 @@ impl<'f, W: Write> Script<'f, W> {
 
     /// thread__find_map + map_ip.
     fn resolve(&self, m: &Machine, maps: usize, cpumode: u16, ip: u64) -> Resolved {
-        let kernel = || m.kernel.find(ip).copied();
+        let user = match cpumode {
+            misc::USER => m.maps.get(maps).and_then(|ms| ms.find(ip).copied()),
+            _ => None,
+        };
+        match user {
+            Some(mp) => Resolved {
+                map: Some(mp),
+                addr: mp.map_ip(ip),
+            },
+            None => Self::resolve_outside_user_maps(m, cpumode, ip),
+        }
+    }
+
+    /// [`Script::resolve`] of a frame the sample's own maps do not hold: through the
+    /// kernel's maps (a user-mode ip only when it is a kernel address), or nowhere.
+    fn resolve_outside_user_maps(m: &Machine, cpumode: u16, ip: u64) -> Resolved {
         let map = match cpumode {
-            misc::KERNEL => kernel(),
-            misc::USER => m
-                .maps
-                .get(maps)
-                .and_then(|ms| ms.find(ip).copied())
-                .or_else(|| if m.is_kernel_ip(ip) { kernel() } else { None }),
+            misc::KERNEL => m.kernel.find(ip).copied(),
+            misc::USER if m.is_kernel_ip(ip) => m.kernel.find(ip).copied(),
             _ => None,
         };
         let addr = map.map_or(ip, |mp| mp.map_ip(ip));
